@@ -1,0 +1,102 @@
+// Package registry maps task names to handlers. Both sides of a pool build
+// the same registry at package init, which is what lets a re-exec'd worker
+// run a task the parent names.
+package registry
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+
+	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/wire"
+)
+
+// Handler runs one call: it decodes arg, calls the task and encodes the
+// result into c's arena. It never panics; every failure is in the Item.
+type Handler func(ctx context.Context, c *codec.Codec, arg []byte) wire.Item
+
+type entry struct {
+	handler Handler
+	where   string // file:line of the Register call, for the duplicate panic
+}
+
+var (
+	mu      sync.RWMutex
+	entries = map[string]entry{}
+)
+
+// Register adds a task. A second task of the same name panics, naming both
+// places, because two binaries that disagree on a name would run the wrong
+// code.
+func Register(name string, h Handler, callerSkip int) {
+	where := "unknown place"
+	if _, file, line, ok := runtime.Caller(callerSkip + 1); ok {
+		where = fmt.Sprintf("%s:%d", file, line)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if name == "" {
+		panic("procpool: Register with an empty task name at " + where)
+	}
+	if prev, dup := entries[name]; dup {
+		panic(fmt.Sprintf("procpool: task %q registered twice: at %s and at %s", name, prev.where, where))
+	}
+	entries[name] = entry{handler: h, where: where}
+}
+
+// Lookup returns the handler of a task.
+func Lookup(name string) (Handler, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	e, ok := entries[name]
+	return e.handler, ok
+}
+
+// Names returns the registered task names, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	names := make([]string, 0, len(entries))
+	for n := range entries {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Func adapts a typed task function to a Handler.
+func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
+	return func(ctx context.Context, c *codec.Codec, arg []byte) (it wire.Item) {
+		var in I
+		if err := c.Decode(arg, &in); err != nil {
+			return wire.Item{Status: wire.StatusDecodeArg, Message: fmt.Sprintf("decode argument as %T: %v", in, err)}
+		}
+		out, err, panicked := call(ctx, fn, in)
+		if panicked != nil {
+			return *panicked
+		}
+		if err != nil {
+			return wire.Item{Status: wire.StatusError, Message: err.Error()}
+		}
+		v, err := c.Encode(out)
+		if err != nil {
+			return wire.Item{Status: wire.StatusEncodeResult, Message: fmt.Sprintf("encode result of type %T: %v", out, err)}
+		}
+		return wire.Item{Value: v}
+	}
+}
+
+// call runs fn, turning a panic into an Item that carries the stack.
+func call[I, O any](ctx context.Context, fn func(context.Context, I) (O, error), in I) (out O, err error, panicked *wire.Item) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = &wire.Item{Status: wire.StatusPanic, Message: fmt.Sprint(r), Stack: string(debug.Stack())}
+		}
+	}()
+	out, err = fn(ctx, in)
+	return out, err, nil
+}

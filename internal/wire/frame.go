@@ -1,0 +1,156 @@
+// Package wire is the protocol between a pool and its worker processes:
+// length-prefixed frames, each holding one msgpack-encoded message.
+//
+// A frame is a 4-byte big-endian body length followed by the body. The
+// length is checked against a limit before anything is allocated, so a
+// corrupt or hostile prefix costs an error, never a huge allocation.
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Version is the protocol version. Both sides must agree on it; it travels
+// in the worker's environment marker and again in its Hello.
+const Version = 1
+
+// EnvRole is the environment variable that marks a process as a worker. Its
+// value is the protocol version the parent speaks.
+const EnvRole = "PROCPOOL_WORKER"
+
+// DefaultMaxFrame is the default bound on a frame body: 64 MiB.
+const DefaultMaxFrame = 64 << 20
+
+// headerLen is the size of a frame's length prefix.
+const headerLen = 4
+
+// bufSize is the buffer size of both ends of a pipe; a pipe holds 64 KiB.
+const bufSize = 64 << 10
+
+// ErrFrameTooLarge is matched by errors about frames over the size limit.
+var ErrFrameTooLarge = errors.New("frame too large")
+
+// FrameError reports a frame that could not be read: an oversized length
+// prefix, a truncated body, or a body that is not a valid message. Head holds
+// the first bytes of the offending data so a human can see what arrived.
+type FrameError struct {
+	Reason string
+	Head   []byte
+	Err    error
+}
+
+func (e *FrameError) Error() string {
+	s := "garbled frame: " + e.Reason
+	if len(e.Head) > 0 {
+		s += "; data starts " + ShowBytes(e.Head)
+	}
+	return s
+}
+
+func (e *FrameError) Unwrap() error { return e.Err }
+
+// ShowBytes renders raw bytes for an error message: hex, plus the printable
+// text when there is some.
+func ShowBytes(b []byte) string {
+	const max = 32
+	more := ""
+	if len(b) > max {
+		b, more = b[:max], " …"
+	}
+	return fmt.Sprintf("% x%s (%s)", b, more, strconv.Quote(string(b)))
+}
+
+// Reader reads frames from one stream.
+type Reader struct {
+	br  *bufio.Reader
+	max int
+	hdr [headerLen]byte
+}
+
+// NewReader returns a Reader over r that refuses bodies larger than max bytes.
+func NewReader(r io.Reader, max int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, bufSize), max: max}
+}
+
+// SetMax changes the size limit.
+func (r *Reader) SetMax(max int) { r.max = max }
+
+// ReadFrame reads the next frame and returns its body in a new slice, which
+// the caller owns: messages decoded from it refer into it instead of copying.
+// At a clean end of stream it returns io.EOF; a stream cut inside a frame is
+// io.ErrUnexpectedEOF.
+func (r *Reader) ReadFrame() ([]byte, error) {
+	n, err := io.ReadFull(r.br, r.hdr[:])
+	if err != nil {
+		if err == io.ErrUnexpectedEOF {
+			return nil, &FrameError{Reason: fmt.Sprintf("stream ended inside a frame header after %d bytes", n), Head: r.hdr[:n], Err: err}
+		}
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(r.hdr[:])
+	if int64(size) > int64(r.max) {
+		head := append([]byte(nil), r.hdr[:]...)
+		more, _ := r.br.Peek(min(28, r.br.Buffered())) // what has arrived; never wait for more
+		head = append(head, more...)
+		return nil, &FrameError{
+			Reason: fmt.Sprintf("frame of %d bytes is over the %d-byte limit", size, r.max),
+			Head:   head,
+			Err:    ErrFrameTooLarge,
+		}
+	}
+	body := make([]byte, size)
+	if n, err := io.ReadFull(r.br, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, &FrameError{Reason: fmt.Sprintf("stream ended after %d of %d body bytes", n, size), Head: body[:min(n, 32)], Err: err}
+	}
+	return body, nil
+}
+
+// Writer writes frames to one stream through a buffer; nothing reaches the
+// stream before Flush or a full buffer.
+type Writer struct {
+	bw   *bufio.Writer
+	body []byte
+	enc  *Encoder
+	max  int
+}
+
+// NewWriter returns a Writer over w that refuses bodies larger than max bytes.
+func NewWriter(w io.Writer, max int) *Writer {
+	return &Writer{bw: bufio.NewWriterSize(w, bufSize), enc: NewEncoder(), max: max}
+}
+
+// Write encodes m as one frame into the buffer. A message over the size limit
+// is an error matching ErrFrameTooLarge and writes nothing.
+func (w *Writer) Write(m Message) error {
+	body, err := w.enc.Message(m)
+	if err != nil {
+		return err
+	}
+	if len(body) > w.max {
+		return fmt.Errorf("%s message of %d bytes is over the %d-byte limit: %w", m.kind(), len(body), w.max, ErrFrameTooLarge)
+	}
+	var hdr [headerLen]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
+	if _, err := w.bw.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err = w.bw.Write(body)
+	return err
+}
+
+// SetMax changes the size limit.
+func (w *Writer) SetMax(max int) { w.max = max }
+
+// Max returns the size limit.
+func (w *Writer) Max() int { return w.max }
+
+// Flush writes buffered frames to the stream.
+func (w *Writer) Flush() error { return w.bw.Flush() }

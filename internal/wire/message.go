@@ -1,0 +1,376 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Kind tags each message; it is the first element of every frame body.
+type Kind uint8
+
+// The message kinds. The order of the handshake is Hello (worker → parent),
+// Setup (parent → worker), Ready (worker → parent); then Run and Cancel flow
+// to the worker and Result flows back.
+const (
+	KindHello Kind = iota + 1
+	KindSetup
+	KindReady
+	KindRun
+	KindResult
+	KindCancel
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindHello:
+		return "hello"
+	case KindSetup:
+		return "setup"
+	case KindReady:
+		return "ready"
+	case KindRun:
+		return "run"
+	case KindResult:
+		return "result"
+	case KindCancel:
+		return "cancel"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Message is one of the message types below.
+type Message interface {
+	kind() Kind
+	encode(e *msgpack.Encoder) error
+	decode(d *Decoder) error
+}
+
+// Hello is the worker's first message: who it is and what it can run.
+type Hello struct {
+	Version int
+	PID     int
+	Tasks   []string // registered task names, sorted
+}
+
+// Setup is the parent's answer to Hello. InitTask, when set, names a task
+// the worker runs once with InitArg before it reports Ready.
+type Setup struct {
+	MaxFrame int
+	InitTask string
+	InitArg  []byte
+}
+
+// Ready ends the handshake. Init is the outcome of the initializer, StatusOK
+// when there was none.
+type Ready struct {
+	Init Item
+}
+
+// Run asks the worker to call Task once per argument, in order. The
+// arguments are msgpack values, encoded by the parent.
+type Run struct {
+	ID   uint64
+	Task string
+	Args [][]byte
+}
+
+// Result carries the outcomes of a Run, in argument order. A result too big
+// for one frame is split: every part but the last has More set.
+type Result struct {
+	ID    uint64
+	More  bool
+	Items []Item
+}
+
+// Cancel asks the worker to cancel the context of the Run with this ID.
+type Cancel struct {
+	ID uint64
+}
+
+// Status says how one call ended.
+type Status uint8
+
+// The statuses of a call.
+const (
+	StatusOK           Status = iota // Value holds the encoded result
+	StatusError                      // the task returned an error
+	StatusPanic                      // the task panicked; Stack is set
+	StatusDecodeArg                  // the worker could not decode the argument
+	StatusEncodeResult               // the worker could not encode the result
+	StatusUnknownTask                // the worker has no task of that name
+	StatusTooLarge                   // the encoded result is over the frame limit
+)
+
+// Item is the outcome of one call.
+type Item struct {
+	Status  Status
+	Value   []byte // for StatusOK
+	Message string // for every other status
+	Stack   string // for StatusPanic
+}
+
+func (*Hello) kind() Kind  { return KindHello }
+func (*Setup) kind() Kind  { return KindSetup }
+func (*Ready) kind() Kind  { return KindReady }
+func (*Run) kind() Kind    { return KindRun }
+func (*Result) kind() Kind { return KindResult }
+func (*Cancel) kind() Kind { return KindCancel }
+
+// Every body is an array: the kind, then the message's fields in order.
+
+func (m *Hello) encode(e *msgpack.Encoder) error {
+	return firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(KindHello)), e.EncodeInt(int64(m.Version)), e.EncodeInt(int64(m.PID)), e.Encode(m.Tasks))
+}
+
+func (m *Hello) decode(d *Decoder) error {
+	return firstErr(d.dec.Decode(&m.Version), d.dec.Decode(&m.PID), d.dec.Decode(&m.Tasks))
+}
+
+func (m *Setup) encode(e *msgpack.Encoder) error {
+	return firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg))
+}
+
+func (m *Setup) decode(d *Decoder) error {
+	err := firstErr(d.dec.Decode(&m.MaxFrame), d.dec.Decode(&m.InitTask))
+	if err == nil {
+		m.InitArg, err = d.bin()
+	}
+	return err
+}
+
+func (m *Ready) encode(e *msgpack.Encoder) error {
+	return firstErr(e.EncodeArrayLen(2), e.EncodeUint(uint64(KindReady)), m.Init.encode(e))
+}
+
+func (m *Ready) decode(d *Decoder) error {
+	return m.Init.decode(d)
+}
+
+func (m *Run) encode(e *msgpack.Encoder) error {
+	if err := firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeArrayLen(len(m.Args))); err != nil {
+		return err
+	}
+	for _, a := range m.Args {
+		if err := e.EncodeBytes(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Run) decode(d *Decoder) error {
+	if err := firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.Task)); err != nil {
+		return err
+	}
+	n, err := d.arrayLen()
+	if err != nil {
+		return err
+	}
+	m.Args = make([][]byte, n)
+	for i := range m.Args {
+		if m.Args[i], err = d.bin(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Result) encode(e *msgpack.Encoder) error {
+	if err := firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeArrayLen(len(m.Items))); err != nil {
+		return err
+	}
+	for i := range m.Items {
+		if err := m.Items[i].encode(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Result) decode(d *Decoder) error {
+	if err := firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.More)); err != nil {
+		return err
+	}
+	n, err := d.arrayLen()
+	if err != nil {
+		return err
+	}
+	m.Items = make([]Item, n)
+	for i := range m.Items {
+		if err := m.Items[i].decode(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Cancel) encode(e *msgpack.Encoder) error {
+	return firstErr(e.EncodeArrayLen(2), e.EncodeUint(uint64(KindCancel)), e.EncodeUint(m.ID))
+}
+
+func (m *Cancel) decode(d *Decoder) error {
+	return d.dec.Decode(&m.ID)
+}
+
+// An OK item is [status, value]; any other is [status, message, stack].
+func (it *Item) encode(e *msgpack.Encoder) error {
+	if it.Status == StatusOK {
+		return firstErr(e.EncodeArrayLen(2), e.EncodeUint(uint64(StatusOK)), e.EncodeBytes(it.Value))
+	}
+	return firstErr(e.EncodeArrayLen(3), e.EncodeUint(uint64(it.Status)), e.EncodeString(it.Message), e.EncodeString(it.Stack))
+}
+
+func (it *Item) decode(d *Decoder) error {
+	n, err := d.arrayLen()
+	if err != nil {
+		return err
+	}
+	if err := d.dec.Decode(&it.Status); err != nil {
+		return err
+	}
+	switch {
+	case it.Status == StatusOK && n == 2:
+		it.Value, err = d.bin()
+		return err
+	case it.Status != StatusOK && n == 3:
+		return firstErr(d.dec.Decode(&it.Message), d.dec.Decode(&it.Stack))
+	}
+	return fmt.Errorf("item with status %d has %d fields", it.Status, n)
+}
+
+// Encoder encodes message bodies into one reused buffer.
+type Encoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+// NewEncoder returns an Encoder.
+func NewEncoder() *Encoder {
+	e := &Encoder{}
+	e.enc = msgpack.NewEncoder(&e.buf)
+	return e
+}
+
+// Message encodes m and returns its body, valid until the next call.
+func (e *Encoder) Message(m Message) ([]byte, error) {
+	e.buf.Reset()
+	if err := m.encode(e.enc); err != nil {
+		return nil, fmt.Errorf("encode %s message: %w", m.kind(), err)
+	}
+	return e.buf.Bytes(), nil
+}
+
+// Decoder decodes message bodies. Byte fields of a decoded message refer
+// into the body; the caller must not reuse it while they are in use.
+type Decoder struct {
+	body []byte
+	rd   bytes.Reader
+	dec  *msgpack.Decoder
+}
+
+// NewDecoder returns a Decoder.
+func NewDecoder() *Decoder {
+	d := &Decoder{}
+	d.dec = msgpack.NewDecoder(&d.rd)
+	return d
+}
+
+// Decode decodes one message body. Any error is a *FrameError showing the
+// start of the body.
+func (d *Decoder) Decode(body []byte) (Message, error) {
+	d.body = body
+	d.rd.Reset(body)
+	d.dec.ResetReader(&d.rd)
+	m, err := d.message()
+	if err == nil && d.rd.Len() != 0 {
+		err = fmt.Errorf("%d bytes left over after the %s message", d.rd.Len(), m.kind())
+	}
+	if err != nil {
+		return nil, &FrameError{Reason: err.Error(), Head: body[:min(len(body), 32)], Err: err}
+	}
+	return m, nil
+}
+
+func (d *Decoder) message() (Message, error) {
+	n, err := d.arrayLen()
+	if err != nil {
+		return nil, err
+	}
+	if n < 1 {
+		return nil, errors.New("empty message")
+	}
+	var k Kind
+	if err := d.dec.Decode(&k); err != nil {
+		return nil, fmt.Errorf("message kind: %w", err)
+	}
+	var m Message
+	switch k {
+	case KindHello:
+		m = new(Hello)
+	case KindSetup:
+		m = new(Setup)
+	case KindReady:
+		m = new(Ready)
+	case KindRun:
+		m = new(Run)
+	case KindResult:
+		m = new(Result)
+	case KindCancel:
+		m = new(Cancel)
+	default:
+		return nil, fmt.Errorf("unknown message kind %d", k)
+	}
+	if want := fieldCount[k]; n-1 != want {
+		return nil, fmt.Errorf("%s message has %d fields, want %d", k, n-1, want)
+	}
+	if err := m.decode(d); err != nil {
+		return nil, fmt.Errorf("%s message: %w", k, err)
+	}
+	return m, nil
+}
+
+// fieldCount is the number of fields after the kind in each message.
+var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 3, KindReady: 1, KindRun: 3, KindResult: 3, KindCancel: 1}
+
+// arrayLen reads an array header. A nil array or one longer than the bytes
+// left (every element takes at least one) is an error, so a corrupt length
+// cannot force a large allocation.
+func (d *Decoder) arrayLen() (int, error) {
+	n, err := d.dec.DecodeArrayLen()
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 || n > d.rd.Len() {
+		return 0, fmt.Errorf("array length %d does not fit in the %d bytes left", n, d.rd.Len())
+	}
+	return n, nil
+}
+
+// bin reads a byte string without copying: the result refers into the body.
+func (d *Decoder) bin() ([]byte, error) {
+	n, err := d.dec.DecodeBytesLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n > d.rd.Len() {
+		return nil, fmt.Errorf("byte string of %d bytes does not fit in the %d bytes left", n, d.rd.Len())
+	}
+	off := len(d.body) - d.rd.Len()
+	if _, err := d.rd.Seek(int64(n), io.SeekCurrent); err != nil {
+		return nil, err
+	}
+	return d.body[off : off+n : off+n], nil
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package procpool
+
+import "github.com/procpool/procpool/internal/wire"
+
+// batch is the unit of scheduling: one Run message, a chunk of calls of one
+// task. A Submit is a batch of one call; Map makes a batch per chunk.
+type batch struct {
+	id    uint64
+	task  string
+	args  [][]byte  // encoded arguments
+	out   []outcome // one per argument
+	got   int       // outcomes received so far; a large run's results come in parts
+	state batchState
+	done  func() // called once, under the pool's lock, when every outcome is set
+}
+
+type batchState int
+
+const (
+	queued   batchState = iota + 1 // waiting for a worker
+	running                        // held by a worker
+	finished                       // every outcome set
+)
+
+// outcome is how one call ended: a result from the worker, or a local error
+// (the pool broke, the call was cancelled, ...).
+type outcome struct {
+	item wire.Item
+	err  error
+}
+
+func newBatch(task string, args [][]byte, done func()) *batch {
+	return &batch{task: task, args: args, out: make([]outcome, len(args)), done: done}
+}
+
+// queue is a FIFO of batches. Finished batches (cancelled while queued) are
+// left in place and skipped when they reach the front.
+type queue struct {
+	items []*batch
+	head  int
+}
+
+func (q *queue) pushBack(b *batch) { q.items = append(q.items, b) }
+
+// pushFront puts b first: a batch given back by a dead worker goes before
+// work that was submitted after it.
+func (q *queue) pushFront(b *batch) {
+	if q.head > 0 {
+		q.head--
+		q.items[q.head] = b
+		return
+	}
+	q.items = append([]*batch{b}, q.items...)
+}
+
+// popFront removes and returns the first queued batch, or nil.
+func (q *queue) popFront() *batch {
+	for q.head < len(q.items) {
+		b := q.items[q.head]
+		q.items[q.head] = nil
+		q.head++
+		if q.head == len(q.items) || q.head > 1024 && q.head*2 > len(q.items) {
+			q.items = append(q.items[:0], q.items[q.head:]...)
+			q.head = 0
+		}
+		if b.state == queued {
+			return b
+		}
+	}
+	return nil
+}

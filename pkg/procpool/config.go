@@ -1,0 +1,112 @@
+package procpool
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/procpool/procpool/internal/wire"
+)
+
+// CrashPolicy says what a pool does when a worker dies abruptly.
+type CrashPolicy int
+
+const (
+	// Break fails every pending task with ErrBrokenPool and refuses new
+	// work, like Python's ProcessPoolExecutor.
+	Break CrashPolicy = iota
+	// Respawn replaces the dead worker and fails (or retries) only the task
+	// it was running, like multiprocessing.Pool without its hang.
+	Respawn
+)
+
+func (c CrashPolicy) String() string {
+	switch c {
+	case Break:
+		return "break"
+	case Respawn:
+		return "respawn"
+	}
+	return fmt.Sprintf("CrashPolicy(%d)", int(c))
+}
+
+// Config configures a Pool. The zero value is ready to use.
+type Config struct {
+	// Workers is the number of worker processes; 0 means the number of
+	// CPUs available to this process.
+	Workers int
+
+	// OnCrash is what happens when a worker dies abruptly.
+	OnCrash CrashPolicy
+
+	// Logger receives the pool's log lines and every worker's stderr, one
+	// sub-logger per worker. Default: an hclog logger named "procpool" whose
+	// level comes from the PROCPOOL_LOG_LEVEL environment variable.
+	Logger hclog.Logger
+
+	// MaxFrameSize bounds one message on the pipes, in bytes, and so the
+	// size of one encoded argument or result. Default 64 MiB.
+	MaxFrameSize int
+
+	// MaxChunkBytes bounds the encoded arguments of one Map chunk, whatever
+	// the chunk size. Default 1 MiB.
+	MaxChunkBytes int
+
+	// Prefetch is the number of chunks a worker holds at once, so that it
+	// finds the next one waiting when it finishes one. Default 2.
+	Prefetch int
+
+	// WorkerGOMAXPROCS is GOMAXPROCS in each worker. Default: the CPUs
+	// divided among the workers, at least 1, so they do not oversubscribe.
+	WorkerGOMAXPROCS int
+
+	// StartTimeout bounds a worker's start and handshake. Default 10s.
+	StartTimeout time.Duration
+
+	// StopTimeout bounds how long Close waits for an idle worker to exit
+	// before killing it. Default 5s.
+	StopTimeout time.Duration
+
+	// Command is the command line of a worker. Default: this executable,
+	// with no arguments. The program it runs must call procpool.Main.
+	Command []string
+
+	// Env is added to the environment each worker inherits.
+	Env []string
+}
+
+// withDefaults returns c with every zero field set.
+func (c Config) withDefaults() Config {
+	if c.Workers <= 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.New(&hclog.LoggerOptions{
+			Name:  "procpool",
+			Level: hclog.LevelFromString(os.Getenv("PROCPOOL_LOG_LEVEL")),
+		})
+	}
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = wire.DefaultMaxFrame
+	}
+	if c.MaxChunkBytes <= 0 {
+		c.MaxChunkBytes = 1 << 20
+	}
+	c.MaxChunkBytes = min(c.MaxChunkBytes, c.MaxFrameSize/2)
+	if c.Prefetch <= 0 {
+		c.Prefetch = 2
+	}
+	if c.WorkerGOMAXPROCS <= 0 {
+		c.WorkerGOMAXPROCS = max(1, runtime.GOMAXPROCS(0)/c.Workers)
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 10 * time.Second
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = 5 * time.Second
+	}
+	return c
+}

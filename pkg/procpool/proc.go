@@ -1,0 +1,393 @@
+package procpool
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/procpool/procpool/internal/registry"
+	"github.com/procpool/procpool/internal/stderrlog"
+	"github.com/procpool/procpool/internal/wire"
+)
+
+const (
+	// exitGrace is how long a worker whose protocol stream ended may take
+	// to exit before it is killed. A process that exits closes its pipes a
+	// moment before it becomes a zombie; one that is still alive after this
+	// closed its stdout on purpose.
+	exitGrace = 250 * time.Millisecond
+	// stderrGrace bounds the wait for the rest of a dead worker's stderr; a
+	// grandchild may hold the pipe open.
+	stderrGrace = 200 * time.Millisecond
+)
+
+// proc supervises one worker process: it owns the process and its pipes,
+// sends the runs the pool gives it, reads back results, and reports the
+// process's end to the pool.
+type proc struct {
+	pool *Pool
+	log  hclog.Logger
+	cmd  *exec.Cmd
+	pid  int
+
+	stdin  *os.File // our end of the worker's stdin
+	stdout *os.File // our end of the worker's stdout
+	stderr *os.File // our end of the worker's stderr
+	r      *wire.Reader
+	dec    *wire.Decoder
+	w      *wire.Writer
+	fwd    *stderrlog.Forwarder
+
+	// Guarded by pool.mu.
+	held     []*batch // runs sent or being sent, in the order sent
+	isReady  bool     // handshake complete
+	stopping bool     // the pool closed its stdin on purpose
+	gone     bool     // the pool has dealt with its end
+	done     int      // calls completed
+
+	wake       chan struct{} // the sender has work or room
+	ready      chan struct{} // closed when the handshake completes
+	finished   chan struct{} // closed when the pool has dealt with its end
+	reaped     chan struct{} // closed when the process has been waited for
+	stderrDone chan struct{}
+	stdinOnce  sync.Once
+
+	killMu    sync.Mutex
+	isReaped  bool
+	reason    string // why the pool killed it, or why it broke down
+	exitErr   *WorkerExitError
+	handshook bool
+	state     *os.ProcessState
+}
+
+// startProc starts one worker process and its supervising goroutines.
+func (p *Pool) startProc() (*proc, error) {
+	pipes, err := newPipes()
+	if err != nil {
+		return nil, err
+	}
+	cmd := &exec.Cmd{
+		Path:   p.command[0],
+		Args:   p.command,
+		Env:    p.env,
+		Stdin:  pipes.childIn,
+		Stdout: pipes.childOut,
+		Stderr: pipes.childErr,
+		SysProcAttr: &syscall.SysProcAttr{
+			Pdeathsig: syscall.SIGKILL,
+			// Its own process group: Ctrl-C reaches the parent alone, which
+			// decides, and a kill of the group takes the worker's children too.
+			Setpgid: true,
+		},
+	}
+	err = p.spawner.start(cmd)
+	pipes.closeChild()
+	if err != nil {
+		pipes.closeParent()
+		return nil, fmt.Errorf("start worker %q: %w", p.command[0], err)
+	}
+	w := &proc{
+		pool:       p,
+		cmd:        cmd,
+		pid:        cmd.Process.Pid,
+		stdin:      pipes.in,
+		stdout:     pipes.out,
+		stderr:     pipes.err,
+		r:          wire.NewReader(pipes.out, p.cfg.MaxFrameSize),
+		dec:        wire.NewDecoder(),
+		w:          wire.NewWriter(pipes.in, p.cfg.MaxFrameSize),
+		wake:       make(chan struct{}, 1),
+		ready:      make(chan struct{}),
+		finished:   make(chan struct{}),
+		reaped:     make(chan struct{}),
+		stderrDone: make(chan struct{}),
+	}
+	w.log = p.log.Named("worker").With("pid", w.pid)
+	w.fwd = stderrlog.New(w.log)
+	p.wg.Add(3)
+	go w.waitExit()
+	go w.forwardStderr()
+	go w.run()
+	return w, nil
+}
+
+type pipes struct {
+	in, out, err                *os.File // our ends
+	childIn, childOut, childErr *os.File
+}
+
+func newPipes() (*pipes, error) {
+	var ps pipes
+	var err error
+	if ps.childIn, ps.in, err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("worker stdin pipe: %w", err)
+	}
+	if ps.out, ps.childOut, err = os.Pipe(); err != nil {
+		ps.closeChild()
+		ps.in.Close()
+		return nil, fmt.Errorf("worker stdout pipe: %w", err)
+	}
+	if ps.err, ps.childErr, err = os.Pipe(); err != nil {
+		ps.closeChild()
+		ps.in.Close()
+		ps.out.Close()
+		return nil, fmt.Errorf("worker stderr pipe: %w", err)
+	}
+	return &ps, nil
+}
+
+func (ps *pipes) closeChild() {
+	for _, f := range []*os.File{ps.childIn, ps.childOut, ps.childErr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func (ps *pipes) closeParent() {
+	ps.in.Close()
+	ps.out.Close()
+	ps.err.Close()
+}
+
+// run performs the handshake, then reads results until the stream ends,
+// then deals with the worker's end.
+func (w *proc) run() {
+	defer w.pool.wg.Done()
+	timer := time.AfterFunc(w.pool.cfg.StartTimeout, func() {
+		w.kill(fmt.Sprintf("no handshake within %s: %s", w.pool.cfg.StartTimeout, mainHint))
+	})
+	err := w.handshake()
+	timer.Stop()
+	if err == nil {
+		w.pool.markReady(w)
+		w.pool.wg.Add(1)
+		go w.sendLoop()
+		err = w.readLoop()
+	}
+	w.exit(err)
+}
+
+const mainHint = "the worker program must call procpool.Main() as the first statement of main (and of TestMain)"
+
+func (w *proc) handshake() error {
+	m, err := w.read()
+	if err == io.EOF {
+		return errors.New("exited before the handshake: " + mainHint)
+	}
+	if err != nil {
+		return fmt.Errorf("bad handshake (%v): %s", err, mainHint)
+	}
+	hello, ok := m.(*wire.Hello)
+	if !ok {
+		return fmt.Errorf("handshake began with a %s message, want hello", kindOf(m))
+	}
+	if hello.Version != wire.Version {
+		return fmt.Errorf("worker speaks protocol version %d, the pool %d: is it the same program?", hello.Version, wire.Version)
+	}
+	if err := sameTasks(registry.Names(), hello.Tasks); err != nil {
+		return err
+	}
+	if err := w.send(&wire.Setup{MaxFrame: w.pool.cfg.MaxFrameSize}); err != nil {
+		return fmt.Errorf("send setup: %w", err)
+	}
+	if m, err = w.read(); err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	if _, ok := m.(*wire.Ready); !ok {
+		return fmt.Errorf("handshake: got a %s message, want ready", kindOf(m))
+	}
+	w.killMu.Lock()
+	w.handshook = true
+	w.killMu.Unlock()
+	return nil
+}
+
+// sameTasks compares the task names of the two sides.
+func sameTasks(ours, theirs []string) error {
+	var missing, extra []string
+	for _, n := range ours {
+		if _, ok := slices.BinarySearch(theirs, n); !ok {
+			missing = append(missing, n)
+		}
+	}
+	for _, n := range theirs {
+		if _, ok := slices.BinarySearch(ours, n); !ok {
+			extra = append(extra, n)
+		}
+	}
+	if missing == nil && extra == nil {
+		return nil
+	}
+	return fmt.Errorf("the worker's registered tasks differ from the pool's (missing in the worker: %q; unknown to the pool: %q): is it the same program, with no task registered conditionally?", missing, extra)
+}
+
+func kindOf(m wire.Message) string { return fmt.Sprintf("%T", m)[len("*wire."):] }
+
+func (w *proc) read() (wire.Message, error) {
+	body, err := w.r.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	return w.dec.Decode(body)
+}
+
+func (w *proc) send(m wire.Message) error {
+	if err := w.w.Write(m); err != nil {
+		return err
+	}
+	return w.w.Flush()
+}
+
+// readLoop hands results to the pool until the stream ends or breaks.
+func (w *proc) readLoop() error {
+	for {
+		m, err := w.read()
+		if err != nil {
+			return err
+		}
+		res, ok := m.(*wire.Result)
+		if !ok {
+			return fmt.Errorf("protocol error: unexpected %s message", kindOf(m))
+		}
+		if err := w.pool.deliver(w, res); err != nil {
+			return err
+		}
+	}
+}
+
+// sendLoop writes the runs the pool assigns to this worker, flushing once
+// per round so that many small runs share one write.
+func (w *proc) sendLoop() {
+	defer w.pool.wg.Done()
+	defer w.closeStdin()
+	var runs []*batch
+	for {
+		select {
+		case <-w.wake:
+		case <-w.finished:
+			return
+		}
+		for {
+			if runs = w.pool.assign(w, runs[:0]); len(runs) == 0 {
+				break
+			}
+			for _, b := range runs {
+				if err := w.w.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args}); err != nil {
+					w.kill(fmt.Sprintf("write to worker: %v", err))
+					return
+				}
+			}
+			if err := w.w.Flush(); err != nil {
+				w.kill(fmt.Sprintf("write to worker: %v", err))
+				return
+			}
+		}
+	}
+}
+
+// signal wakes the sender without blocking.
+func (w *proc) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *proc) closeStdin() { w.stdinOnce.Do(func() { w.stdin.Close() }) }
+
+// forwardStderr copies the worker's stderr into the log.
+func (w *proc) forwardStderr() {
+	defer w.pool.wg.Done()
+	defer close(w.stderrDone)
+	w.fwd.Run(w.stderr)
+}
+
+// waitExit waits for the process to end, kills what is left of its process
+// group (children a task started), then reaps it.
+func (w *proc) waitExit() {
+	defer w.pool.wg.Done()
+	var info unix.Siginfo
+	for {
+		// WNOWAIT leaves a zombie, which keeps the pid and process group id
+		// from being reused while the group is killed.
+		if err := unix.Waitid(unix.P_PID, w.pid, &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
+			break
+		}
+	}
+	w.killMu.Lock()
+	_ = unix.Kill(-w.pid, unix.SIGKILL)
+	w.isReaped = true
+	w.killMu.Unlock()
+	state, err := w.cmd.Process.Wait()
+	if err != nil {
+		w.log.Error("wait for worker", "error", err)
+	}
+	w.state = state
+	close(w.reaped)
+}
+
+// kill ends the worker and its process group at once, recording why.
+func (w *proc) kill(reason string) {
+	w.killMu.Lock()
+	defer w.killMu.Unlock()
+	if w.reason == "" {
+		w.reason = reason
+	}
+	if !w.isReaped {
+		_ = unix.Kill(-w.pid, unix.SIGKILL)
+	}
+}
+
+// exit deals with the end of the worker's protocol stream: it makes sure the
+// process is gone, collects how it died, and reports to the pool.
+func (w *proc) exit(streamErr error) {
+	if streamErr != io.EOF {
+		w.kill(streamErr.Error())
+	}
+	select {
+	case <-w.reaped:
+	case <-time.After(exitGrace):
+		w.kill("it closed its stdout but kept running")
+		<-w.reaped
+	}
+	select {
+	case <-w.stderrDone:
+	case <-time.After(stderrGrace):
+		w.stderr.Close()
+		<-w.stderrDone
+	}
+	w.closeStdin()
+	w.stdout.Close()
+	w.stderr.Close()
+
+	w.killMu.Lock()
+	e := &WorkerExitError{PID: w.pid, ExitCode: -1, Reason: w.reason, Stderr: w.fwd.Tail()}
+	if !w.handshook && w.reason == "" {
+		e.Reason = "exited before the handshake: " + mainHint
+	}
+	w.killMu.Unlock()
+	if w.state != nil {
+		if ws, ok := w.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			e.Signal = unix.SignalName(ws.Signal())
+			if e.Signal == "" {
+				e.Signal = "signal " + strconv.Itoa(int(ws.Signal()))
+			}
+		} else {
+			e.ExitCode = w.state.ExitCode()
+		}
+	}
+	w.exitErr = e
+	w.pool.onExit(w, e)
+	close(w.finished)
+}

@@ -1,0 +1,235 @@
+package procpool
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/registry"
+	"github.com/procpool/procpool/worker"
+)
+
+// Main is the role check. It must be the first statement of main (and of
+// TestMain). In a worker process it serves tasks and exits, never returning;
+// in any other process it returns at once.
+//
+// It is Go's form of Python's `if __name__ == "__main__":` guard: a worker
+// re-executes this program, and must not run the parent's code.
+func Main() {
+	if worker.IsWorker() {
+		worker.Serve()
+	}
+}
+
+// Task is a function registered to run in worker processes. I is its
+// argument type and O its result type; both travel msgpack-encoded.
+type Task[I, O any] struct {
+	name string
+}
+
+// Register registers fn under name and returns the Task that runs it. Call it
+// at package level (in a var declaration or init), so that the parent and its
+// workers, which are the same program, register the same tasks. A second
+// registration of a name panics.
+func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Task[I, O] {
+	registry.Register(name, registry.Func(fn), 1)
+	return &Task[I, O]{name: name}
+}
+
+// Name returns the name the task was registered under.
+func (t *Task[I, O]) Name() string { return t.name }
+
+// Submit starts one call of the task with argument in and returns its future.
+// It does not wait for the call to run. An argument that cannot be encoded,
+// or a pool that takes no more work, fails the future at once.
+func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
+	f := &Future[O]{pool: p, task: t.name, ch: make(chan struct{})}
+	c := codec.Get()
+	arg, err := c.Encode(in)
+	arg = bytes.Clone(arg)
+	codec.Put(c)
+	if err == nil {
+		err = p.fits(t.name, arg)
+	}
+	if err != nil {
+		err = &CodecError{Task: t.name, Stage: EncodeArgument, Message: err.Error(), Err: err}
+	}
+	f.b = newBatch(t.name, [][]byte{arg}, func() { close(f.ch) })
+	if err == nil {
+		err = p.enqueue(f.b)
+	}
+	if err != nil {
+		f.b.out[0].err = err
+		f.b.state = finished
+		close(f.ch)
+	}
+	return f
+}
+
+// fits checks that one encoded argument fits in a frame.
+func (p *Pool) fits(task string, arg []byte) error {
+	if n := runFrameSize(task, 1, len(arg)); n > p.cfg.MaxFrameSize {
+		return fmt.Errorf("encoded argument of %d bytes does not fit in a frame of %d bytes (Config.MaxFrameSize): %w", len(arg), p.cfg.MaxFrameSize, ErrFrameTooLarge)
+	}
+	return nil
+}
+
+// runFrameSize bounds the size of a Run frame with n arguments of total
+// size argBytes: the envelope, plus a byte-string header per argument.
+func runFrameSize(task string, n, argBytes int) int { return 32 + len(task) + 5*n + argBytes }
+
+// Future is the pending result of one call.
+type Future[O any] struct {
+	pool *Pool
+	task string
+	b    *batch
+	ch   chan struct{}
+
+	once sync.Once
+	val  O
+	err  error
+}
+
+// Done returns a channel that is closed when the call has ended, with a
+// result or an error.
+func (f *Future[O]) Done() <-chan struct{} { return f.ch }
+
+// Get waits for the call to end and returns its result. If ctx ends first it
+// returns ctx.Err(); the call itself goes on.
+func (f *Future[O]) Get(ctx context.Context) (O, error) {
+	select {
+	case <-f.ch:
+	case <-ctx.Done():
+		var zero O
+		return zero, ctx.Err()
+	}
+	f.once.Do(func() {
+		c := codec.Get()
+		f.err = decodeOutcome(c, f.task, &f.b.out[0], &f.val)
+		codec.Put(c)
+	})
+	return f.val, f.err
+}
+
+// Cancel cancels the call if no worker has taken it yet; its future then
+// fails with context.Canceled. It reports whether the future ended cancelled.
+func (f *Future[O]) Cancel() bool {
+	f.pool.cancel(f.b)
+	select {
+	case <-f.ch:
+		return f.b.out[0].err == context.Canceled
+	default:
+		return false
+	}
+}
+
+// decodeOutcome turns one call's outcome into a result or an error.
+func decodeOutcome[O any](c *codec.Codec, task string, o *outcome, v *O) error {
+	if o.err != nil {
+		return o.err
+	}
+	if err := itemError(task, &o.item); err != nil {
+		return err
+	}
+	if err := c.Decode(o.item.Value, v); err != nil {
+		return &CodecError{Task: task, Stage: DecodeResult, Message: fmt.Sprintf("decode result as %T: %v", *v, err), Err: err}
+	}
+	return nil
+}
+
+// MapOption configures one Map call.
+type MapOption func(*mapOptions)
+
+type mapOptions struct {
+	chunksize int
+}
+
+// Chunksize sets the number of calls sent to a worker at once. The default is
+// len(in) / (4 × workers), rounded up, like multiprocessing.Pool.map; a
+// chunk is also cut short when its encoded arguments reach
+// Config.MaxChunkBytes.
+func Chunksize(n int) MapOption { return func(o *mapOptions) { o.chunksize = n } }
+
+// Map calls the task once per element of in, in chunks spread over the
+// workers, and returns the results in input order. If any call fails, Map
+// returns the error of the first failed element in input order, once every
+// chunk has ended. If ctx ends first, Map cancels the chunks no worker has
+// taken and returns ctx.Err().
+func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption) ([]O, error) {
+	var o mapOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c := codec.New()
+	args := make([][]byte, len(in))
+	for i := range in {
+		a, err := c.Encode(in[i])
+		if err == nil {
+			err = p.fits(t.name, a)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("map element %d: %w", i, &CodecError{Task: t.name, Stage: EncodeArgument, Message: err.Error(), Err: err})
+		}
+		args[i] = a
+	}
+	size := o.chunksize
+	if size <= 0 {
+		size = max(1, (len(in)+4*p.cfg.Workers-1)/(4*p.cfg.Workers))
+	}
+	var left atomic.Int64
+	done := make(chan struct{})
+	finish := func() {
+		if left.Add(-1) == 0 {
+			close(done)
+		}
+	}
+	batches := p.chunk(t.name, args, size, finish)
+	left.Store(int64(len(batches)))
+	if len(batches) == 0 {
+		close(done)
+	} else if err := p.enqueue(batches...); err != nil {
+		return nil, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.cancel(batches...)
+		return nil, ctx.Err()
+	}
+	out := make([]O, len(in))
+	i := 0
+	for _, b := range batches {
+		for j := range b.out {
+			if err := decodeOutcome(c, t.name, &b.out[j], &out[i]); err != nil {
+				return nil, fmt.Errorf("map element %d: %w", i, err)
+			}
+			i++
+		}
+	}
+	return out, nil
+}
+
+// chunk splits encoded arguments into batches of at most size calls and at
+// most Config.MaxChunkBytes of arguments.
+func (p *Pool) chunk(task string, args [][]byte, size int, done func()) []*batch {
+	var bs []*batch
+	start, bytes := 0, 0
+	for i, a := range args {
+		n := len(a) + 5
+		if i > start && (i-start == size || bytes+n > p.cfg.MaxChunkBytes) {
+			bs = append(bs, newBatch(task, args[start:i], done))
+			start, bytes = i, 0
+		}
+		bytes += n
+	}
+	if start < len(args) {
+		bs = append(bs, newBatch(task, args[start:], done))
+	}
+	return bs
+}

@@ -1,0 +1,256 @@
+// Package worker is the runtime inside a worker process: the role check,
+// file-descriptor hygiene, the handshake and the serve loop.
+//
+// A pool starts workers as copies of its own executable with the
+// environment variable wire.EnvRole set. Such a process is a worker from its
+// first instruction on (IsWorker is decided at package init); it starts
+// serving when main calls procpool.Main, which calls Serve.
+package worker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/registry"
+	"github.com/procpool/procpool/internal/wire"
+)
+
+// ExitProtocol is the exit code of a worker that received a garbled frame or
+// could not write to its parent.
+const ExitProtocol = 120
+
+// role is read once at init, before any user code can change the environment.
+var role = os.Getenv(wire.EnvRole)
+
+// IsWorker reports whether this process was started as a pool worker.
+func IsWorker() bool { return role != "" }
+
+// Serve runs the worker until its parent closes the protocol stream, then
+// exits the process. It never returns.
+func Serve() {
+	in, out, err := protectStreams()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "procpool worker: set up protocol streams: %v\n", err)
+		os.Exit(ExitProtocol)
+	}
+	// Processes a task starts are not workers, even if they are this binary.
+	os.Unsetenv(wire.EnvRole)
+	s := &server{
+		r:       wire.NewReader(in, wire.DefaultMaxFrame),
+		w:       wire.NewWriter(out, wire.DefaultMaxFrame),
+		dec:     wire.NewDecoder(),
+		runs:    make(chan *run, 64),
+		cancels: map[uint64]context.CancelFunc{},
+	}
+	if err := s.serve(); err != nil {
+		fmt.Fprintf(os.Stderr, "procpool worker: %v\n", err)
+		os.Exit(ExitProtocol)
+	}
+	os.Exit(0)
+}
+
+// protectStreams moves the protocol off fds 0 and 1 onto close-on-exec
+// copies, then points fd 0 at /dev/null and fd 1 at stderr. After it, a task
+// that prints, reads stdin or starts a child cannot touch the protocol.
+func protectStreams() (in, out *os.File, err error) {
+	inFD, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dup stdin: %w", err)
+	}
+	outFD, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dup stdout: %w", err)
+	}
+	null, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", os.DevNull, err)
+	}
+	defer unix.Close(null)
+	if err := unix.Dup2(null, 0); err != nil {
+		return nil, nil, fmt.Errorf("redirect stdin: %w", err)
+	}
+	if err := unix.Dup2(2, 1); err != nil {
+		return nil, nil, fmt.Errorf("redirect stdout: %w", err)
+	}
+	// Non-blocking descriptors go through the runtime poller instead of
+	// tying up an OS thread each.
+	for _, fd := range []int{inFD, outFD} {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			return nil, nil, fmt.Errorf("set non-blocking: %w", err)
+		}
+	}
+	return os.NewFile(uintptr(inFD), "procpool-in"), os.NewFile(uintptr(outFD), "procpool-out"), nil
+}
+
+type run struct {
+	*wire.Run
+	ctx context.Context
+}
+
+type server struct {
+	r   *wire.Reader
+	w   *wire.Writer
+	dec *wire.Decoder
+
+	runs chan *run
+
+	mu      sync.Mutex
+	cancels map[uint64]context.CancelFunc // runs received and not finished
+}
+
+func (s *server) serve() error {
+	setup, err := s.handshake()
+	if err != nil {
+		return err
+	}
+	c := codec.New()
+	ready := &wire.Ready{}
+	if setup.InitTask != "" {
+		ready.Init = call(context.Background(), c, setup.InitTask, setup.InitArg)
+	}
+	if err := s.send(ready); err != nil {
+		return err
+	}
+	if ready.Init.Status != wire.StatusOK {
+		return nil // the parent reports the failure; nothing to serve
+	}
+
+	go s.readLoop()
+	budget := s.w.Max() - 64 // room for the Result envelope
+	for r := range s.runs {
+		if err := s.execute(c, r, budget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *server) handshake() (*wire.Setup, error) {
+	if role != strconv.Itoa(wire.Version) {
+		fmt.Fprintf(os.Stderr, "procpool worker: parent speaks protocol %q, this binary %d\n", role, wire.Version)
+	}
+	if err := s.send(&wire.Hello{Version: wire.Version, PID: os.Getpid(), Tasks: registry.Names()}); err != nil {
+		return nil, err
+	}
+	m, err := s.read()
+	if err != nil {
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	setup, ok := m.(*wire.Setup)
+	if !ok {
+		return nil, fmt.Errorf("handshake: got a %T message, want setup", m)
+	}
+	if setup.MaxFrame > 0 {
+		s.r.SetMax(setup.MaxFrame)
+		s.w.SetMax(setup.MaxFrame)
+	}
+	return setup, nil
+}
+
+func (s *server) read() (wire.Message, error) {
+	body, err := s.r.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	return s.dec.Decode(body)
+}
+
+func (s *server) send(m wire.Message) error {
+	if err := s.w.Write(m); err != nil {
+		return err
+	}
+	return s.w.Flush()
+}
+
+// readLoop reads frames until the parent closes the stream. The end of the
+// stream ends the process at once, even mid-task: the parent is gone or has
+// no more use for this worker, and nothing may outlive it.
+func (s *server) readLoop() {
+	for {
+		m, err := s.read()
+		if err == io.EOF {
+			os.Exit(0)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "procpool worker: read from parent: %v\n", err)
+			os.Exit(ExitProtocol)
+		}
+		switch m := m.(type) {
+		case *wire.Run:
+			ctx, cancel := context.WithCancel(context.Background())
+			s.mu.Lock()
+			s.cancels[m.ID] = cancel
+			s.mu.Unlock()
+			s.runs <- &run{Run: m, ctx: ctx}
+		case *wire.Cancel:
+			s.mu.Lock()
+			if cancel, ok := s.cancels[m.ID]; ok {
+				cancel()
+			}
+			s.mu.Unlock()
+		default:
+			fmt.Fprintf(os.Stderr, "procpool worker: unexpected %T message from parent\n", m)
+			os.Exit(ExitProtocol)
+		}
+	}
+}
+
+// execute runs every call of r in order and sends the results, split into
+// frames of at most budget bytes. The last frame is flushed before execute
+// returns, so the parent knows which run was in progress if this process
+// dies: the first one it has no complete result for.
+func (s *server) execute(c *codec.Codec, r *run, budget int) error {
+	defer func() {
+		s.mu.Lock()
+		s.cancels[r.ID]()
+		delete(s.cancels, r.ID)
+		s.mu.Unlock()
+	}()
+	res := &wire.Result{ID: r.ID, Items: make([]wire.Item, 0, len(r.Args))}
+	size := 0
+	for _, arg := range r.Args {
+		it := call(r.ctx, c, r.Task, arg)
+		n := itemSize(&it)
+		if n > budget {
+			it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), budget)}
+			n = itemSize(&it)
+		}
+		if size+n > budget {
+			res.More = true
+			if err := s.w.Write(res); err != nil {
+				return fmt.Errorf("write result: %w", err)
+			}
+			it.Value = bytes.Clone(it.Value) // it outlives the arena's reset
+			c.Reset()
+			res.Items, res.More, size = res.Items[:0], false, 0
+		}
+		res.Items = append(res.Items, it)
+		size += n
+	}
+	err := s.send(res)
+	c.Reset()
+	if err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	return nil
+}
+
+// call runs one call of the named task.
+func call(ctx context.Context, c *codec.Codec, task string, arg []byte) wire.Item {
+	h, ok := registry.Lookup(task)
+	if !ok {
+		return wire.Item{Status: wire.StatusUnknownTask, Message: fmt.Sprintf("no task %q is registered in worker pid %d", task, os.Getpid())}
+	}
+	return h(ctx, c, arg)
+}
+
+// itemSize bounds the encoded size of an item.
+func itemSize(it *wire.Item) int { return len(it.Value) + len(it.Message) + len(it.Stack) + 16 }
