@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	case "forget-main-hang":
 		time.Sleep(time.Hour)
+	case "pipe-echo":
+		pipeEcho()
 	case "garbage-stdout":
 		fmt.Print("Hello, world! This is not a frame.")
 		time.Sleep(time.Hour)

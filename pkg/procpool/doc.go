@@ -1,0 +1,45 @@
+// Package procpool runs Go functions in a pool of worker processes: Go's
+// answer to Python's multiprocessing.Pool and ProcessPoolExecutor.
+//
+// The workers are copies of the running program, started again with an
+// environment marker. procpool.Main, the first statement of main (and of
+// TestMain), is the role check: in a worker it serves tasks and never
+// returns; in the parent it returns at once.
+//
+//	var Square = procpool.Register("square", func(ctx context.Context, x int) (int, error) {
+//		return x * x, nil
+//	})
+//
+//	func main() {
+//		procpool.Main()
+//		p, err := procpool.New(procpool.Config{Workers: 4})
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		defer p.Close()
+//		v, err := Square.Submit(p, 7).Get(ctx)
+//		out, err := Square.Map(ctx, p, inputs)
+//	}
+//
+// Arguments and results travel msgpack-encoded in length-prefixed frames over
+// each worker's stdin and stdout. In the worker those streams are moved to
+// private descriptors first, so a task that prints or reads stdin cannot
+// corrupt them; what it prints reaches the pool's logger, tagged with the
+// worker's pid.
+//
+// # Failures
+//
+// A task's returned error or panic comes back as a *RemoteError and the
+// worker lives on. A value that cannot be encoded or decoded fails that call
+// alone with a *CodecError. A worker that dies (exits, is killed, crashes in
+// the runtime, or breaks the protocol) is noticed at once by the end of its
+// stdout; what follows depends on Config.OnCrash. Under Break, every pending
+// task fails with an error matching ErrBrokenPool that also holds a
+// *WorkerExitError naming the worker, how it died and the tail of its stderr.
+//
+// # Orphans
+//
+// A worker exits when its stdin ends, so a parent that dies, even by
+// SIGKILL, leaves no worker behind; Pdeathsig is a second guard. Workers run
+// in their own process group: Ctrl-C reaches the parent alone, which decides.
+package procpool
