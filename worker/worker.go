@@ -44,11 +44,11 @@ func Serve() {
 	// Processes a task starts are not workers, even if they are this binary.
 	os.Unsetenv(wire.EnvRole)
 	s := &server{
-		r:       wire.NewReader(in, wire.DefaultMaxFrame),
-		w:       wire.NewWriter(out, wire.DefaultMaxFrame),
-		dec:     wire.NewDecoder(),
-		runs:    make(chan *run, 64),
-		cancels: map[uint64]context.CancelFunc{},
+		r:      wire.NewReader(in, wire.DefaultMaxFrame),
+		w:      wire.NewWriter(out, wire.DefaultMaxFrame),
+		dec:    wire.NewDecoder(),
+		runs:   make(chan *wire.Run, 64),
+		queued: map[uint64]bool{},
 	}
 	if err := s.serve(); err != nil {
 		fmt.Fprintf(os.Stderr, "procpool worker: %v\n", err)
@@ -90,20 +90,18 @@ func protectStreams() (in, out *os.File, err error) {
 	return os.NewFile(uintptr(inFD), "procpool-in"), os.NewFile(uintptr(outFD), "procpool-out"), nil
 }
 
-type run struct {
-	*wire.Run
-	ctx context.Context
-}
-
 type server struct {
 	r   *wire.Reader
 	w   *wire.Writer
 	dec *wire.Decoder
 
-	runs chan *run
+	runs     chan *wire.Run
+	progress bool // send each call's result as soon as it ends
 
-	mu      sync.Mutex
-	cancels map[uint64]context.CancelFunc // runs received and not finished
+	mu        sync.Mutex
+	queued    map[uint64]bool    // runs received and not started: true once cancelled
+	currentID uint64             // the run in progress
+	cancel    context.CancelFunc // cancels the call in progress (in progress mode) or the run
 }
 
 func (s *server) serve() error {
@@ -111,10 +109,12 @@ func (s *server) serve() error {
 	if err != nil {
 		return err
 	}
+	s.progress = setup.Progress
 	c := codec.New()
 	ready := &wire.Ready{}
 	if setup.InitTask != "" {
 		ready.Init = call(context.Background(), c, setup.InitTask, setup.InitArg)
+		c.Reset()
 	}
 	if err := s.send(ready); err != nil {
 		return err
@@ -185,15 +185,16 @@ func (s *server) readLoop() {
 		}
 		switch m := m.(type) {
 		case *wire.Run:
-			ctx, cancel := context.WithCancel(context.Background())
 			s.mu.Lock()
-			s.cancels[m.ID] = cancel
+			s.queued[m.ID] = false
 			s.mu.Unlock()
-			s.runs <- &run{Run: m, ctx: ctx}
+			s.runs <- m
 		case *wire.Cancel:
 			s.mu.Lock()
-			if cancel, ok := s.cancels[m.ID]; ok {
-				cancel()
+			if m.ID == s.currentID && s.cancel != nil {
+				s.cancel()
+			} else if _, ok := s.queued[m.ID]; ok {
+				s.queued[m.ID] = true
 			}
 			s.mu.Unlock()
 		default:
@@ -204,42 +205,87 @@ func (s *server) readLoop() {
 }
 
 // execute runs every call of r in order and sends the results, split into
-// frames of at most budget bytes. The last frame is flushed before execute
-// returns, so the parent knows which run was in progress if this process
-// dies: the first one it has no complete result for.
-func (s *server) execute(c *codec.Codec, r *run, budget int) error {
+// frames of at most budget bytes, or one frame per call in progress mode. The
+// last frame is flushed before execute returns, so the parent knows which run
+// was in progress if this process dies: the first one it has no complete
+// result for.
+func (s *server) execute(c *codec.Codec, r *wire.Run, budget int) error {
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	s.mu.Lock()
+	if s.queued[r.ID] {
+		cancelRun()
+	}
+	delete(s.queued, r.ID)
+	s.currentID, s.cancel = r.ID, cancelRun
+	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.cancels[r.ID]()
-		delete(s.cancels, r.ID)
+		s.currentID, s.cancel = 0, nil
 		s.mu.Unlock()
 	}()
+
 	res := &wire.Result{ID: r.ID, Items: make([]wire.Item, 0, len(r.Args))}
 	size := 0
-	for _, arg := range r.Args {
-		it := call(r.ctx, c, r.Task, arg)
+	for i, arg := range r.Args {
+		it := s.callOne(runCtx, c, r.Task, arg)
 		n := itemSize(&it)
 		if n > budget {
 			it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), budget)}
 			n = itemSize(&it)
 		}
 		if size+n > budget {
-			res.More = true
-			if err := s.w.Write(res); err != nil {
-				return fmt.Errorf("write result: %w", err)
+			if err := s.sendPart(c, res, &it); err != nil {
+				return err
 			}
-			it.Value = bytes.Clone(it.Value) // it outlives the arena's reset
-			c.Reset()
-			res.Items, res.More, size = res.Items[:0], false, 0
+			size = 0
 		}
 		res.Items = append(res.Items, it)
 		size += n
+		if s.progress && i < len(r.Args)-1 {
+			if err := s.sendPart(c, res, nil); err != nil {
+				return err
+			}
+			if err := s.w.Flush(); err != nil {
+				return fmt.Errorf("write result: %w", err)
+			}
+			size = 0
+		}
 	}
 	err := s.send(res)
 	c.Reset()
 	if err != nil {
 		return fmt.Errorf("write result: %w", err)
 	}
+	return nil
+}
+
+// callOne runs one call; in progress mode under a context of its own, so
+// that cancelling it spares the rest of the run.
+func (s *server) callOne(runCtx context.Context, c *codec.Codec, task string, arg []byte) wire.Item {
+	if !s.progress {
+		return call(runCtx, c, task, arg)
+	}
+	ctx, cancel := context.WithCancel(runCtx)
+	defer cancel()
+	s.mu.Lock()
+	s.cancel = cancel
+	s.mu.Unlock()
+	return call(ctx, c, task, arg)
+}
+
+// sendPart writes the results so far as a part (More set) and empties res.
+// The arena is reset, so next, the item not yet in res, gets its own copy.
+func (s *server) sendPart(c *codec.Codec, res *wire.Result, next *wire.Item) error {
+	res.More = true
+	if err := s.w.Write(res); err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	if next != nil {
+		next.Value = bytes.Clone(next.Value)
+	}
+	c.Reset()
+	res.Items, res.More = res.Items[:0], false
 	return nil
 }
 

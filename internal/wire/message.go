@@ -57,11 +57,13 @@ type Hello struct {
 }
 
 // Setup is the parent's answer to Hello. InitTask, when set, names a task
-// the worker runs once with InitArg before it reports Ready.
+// the worker runs once with InitArg before it reports Ready. Progress makes
+// the parent see each call end, which it needs to time calls one by one.
 type Setup struct {
 	MaxFrame int
 	InitTask string
 	InitArg  []byte
+	Progress bool // send each call's result as it ends, not once per run
 }
 
 // Ready ends the handshake. Init is the outcome of the initializer, StatusOK
@@ -127,17 +129,27 @@ func (m *Hello) encode(e *msgpack.Encoder) error {
 }
 
 func (m *Hello) decode(d *Decoder) error {
-	return firstErr(d.dec.Decode(&m.Version), d.dec.Decode(&m.PID), d.dec.Decode(&m.Tasks))
+	err := firstErr(d.dec.Decode(&m.Version), d.dec.Decode(&m.PID))
+	if err == nil {
+		m.Tasks, err = d.strs()
+	}
+	return err
 }
 
 func (m *Setup) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg))
+	return firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg), e.EncodeBool(m.Progress))
 }
 
 func (m *Setup) decode(d *Decoder) error {
-	err := firstErr(d.dec.Decode(&m.MaxFrame), d.dec.Decode(&m.InitTask))
+	err := d.dec.Decode(&m.MaxFrame)
+	if err == nil {
+		m.InitTask, err = d.str()
+	}
 	if err == nil {
 		m.InitArg, err = d.bin()
+	}
+	if err == nil {
+		err = d.dec.Decode(&m.Progress)
 	}
 	return err
 }
@@ -163,7 +175,11 @@ func (m *Run) encode(e *msgpack.Encoder) error {
 }
 
 func (m *Run) decode(d *Decoder) error {
-	if err := firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.Task)); err != nil {
+	err := d.dec.Decode(&m.ID)
+	if err == nil {
+		m.Task, err = d.str()
+	}
+	if err != nil {
 		return err
 	}
 	n, err := d.arrayLen()
@@ -237,7 +253,11 @@ func (it *Item) decode(d *Decoder) error {
 		it.Value, err = d.bin()
 		return err
 	case it.Status != StatusOK && n == 3:
-		return firstErr(d.dec.Decode(&it.Message), d.dec.Decode(&it.Stack))
+		if it.Message, err = d.str(); err != nil {
+			return err
+		}
+		it.Stack, err = d.str()
+		return err
 	}
 	return fmt.Errorf("item with status %d has %d fields", it.Status, n)
 }
@@ -334,7 +354,7 @@ func (d *Decoder) message() (Message, error) {
 }
 
 // fieldCount is the number of fields after the kind in each message.
-var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 3, KindReady: 1, KindRun: 3, KindResult: 3, KindCancel: 1}
+var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 4, KindReady: 1, KindRun: 3, KindResult: 3, KindCancel: 1}
 
 // arrayLen reads an array header. A nil array or one longer than the bytes
 // left (every element takes at least one) is an error, so a corrupt length
@@ -364,6 +384,34 @@ func (d *Decoder) bin() ([]byte, error) {
 		return nil, err
 	}
 	return d.body[off : off+n : off+n], nil
+}
+
+// str reads a string through bin, so its length is checked against the bytes
+// left before anything is allocated; msgpack's own string decoding would
+// allocate up to 1 MiB for a corrupt length.
+func (d *Decoder) str() (string, error) {
+	b, err := d.bin()
+	return string(b), err
+}
+
+// strs reads an array of strings, nil included, with the same checks;
+// msgpack's own []string decoding preallocates up to a million elements
+// (16 MiB) for a corrupt length.
+func (d *Decoder) strs() ([]string, error) {
+	n, err := d.dec.DecodeArrayLen()
+	if err != nil || n < 0 {
+		return nil, err
+	}
+	if n > d.rd.Len() {
+		return nil, fmt.Errorf("array length %d does not fit in the %d bytes left", n, d.rd.Len())
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		if ss[i], err = d.str(); err != nil {
+			return nil, err
+		}
+	}
+	return ss, nil
 }
 
 func firstErr(errs ...error) error {

@@ -12,6 +12,11 @@ type batch struct {
 	got   int       // outcomes received so far; a large run's results come in parts
 	state batchState
 	done  func() // called once, under the pool's lock, when every outcome is set
+
+	holder *proc  // the worker holding it, while running
+	tries  int    // times its calls were lost with a worker
+	parent *batch // for a call split from a lost chunk: the chunk
+	left   int    // for a lost chunk: calls split from it not yet finished
 }
 
 type batchState int

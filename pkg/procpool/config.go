@@ -76,6 +76,41 @@ type Config struct {
 
 	// Env is added to the environment each worker inherits.
 	Env []string
+
+	// Retries is how many times a call lost with a dying worker is run
+	// again, under Respawn, before it fails with ErrWorkerLost. A lost chunk
+	// is retried call by call, so one poison call cannot sink its neighbours.
+	Retries int
+
+	// MaxConsecutiveDeaths is the crash-loop guard of Respawn: after that
+	// many deaths with no call completing in between, the pool breaks with
+	// the last death as the cause. Default: 2 × Workers, at least 5.
+	MaxConsecutiveDeaths int
+
+	// MaxTasksPerWorker retires a worker once it has been given that many
+	// calls, and starts a fresh one; 0 means never.
+	MaxTasksPerWorker int
+
+	// MaxMemoryPerWorker retires a worker whose resident memory, read from
+	// /proc after each run, is over this many bytes; 0 means never. A
+	// worker that starts above it is exempt, lest the pool replace it
+	// forever.
+	MaxMemoryPerWorker int64
+
+	// Initializer runs once in every worker, replacements too, before it
+	// takes any task: make it with Task.Bind.
+	Initializer Call
+
+	// TaskTimeout bounds each call; 0 means no bound. A call that runs past
+	// it fails with ErrTaskTimeout and its context is cancelled in the
+	// worker; a worker that has not stopped it KillGrace later gets
+	// SIGTERM, then SIGKILL, and is replaced.
+	TaskTimeout time.Duration
+
+	// KillGrace is how long a worker may take to stop an abandoned call
+	// (timed out or cancelled) before SIGTERM, and to exit on SIGTERM
+	// before SIGKILL. Default 1s.
+	KillGrace time.Duration
 }
 
 // withDefaults returns c with every zero field set.
@@ -104,6 +139,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 10 * time.Second
+	}
+	if c.MaxConsecutiveDeaths <= 0 {
+		c.MaxConsecutiveDeaths = max(5, 2*c.Workers)
+	}
+	if c.KillGrace <= 0 {
+		c.KillGrace = time.Second
 	}
 	if c.StopTimeout <= 0 {
 		c.StopTimeout = 5 * time.Second

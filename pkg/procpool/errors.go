@@ -29,6 +29,10 @@ var (
 	// complete the handshake.
 	ErrStartup = errors.New("procpool: worker failed to start")
 
+	// ErrInitFailed is matched by New's error, and by a broken pool's, when
+	// Config.Initializer failed in a worker.
+	ErrInitFailed = errors.New("procpool: worker initializer failed")
+
 	// ErrInWorker is returned by New in a worker process: a worker never
 	// starts pools of its own, which is what keeps a forgotten Main from
 	// becoming a fork bomb.
@@ -68,7 +72,10 @@ type WorkerExitError struct {
 	Stderr   string // the Go crash report it printed, or else the tail of its stderr
 	Reason   string // why the pool noticed, when the exit itself does not say (a protocol error, say)
 	Held     int    // number of calls it held when it died
+	Err      error  // what went wrong in its start-up, such as an initializer's failure
 }
+
+func (e *WorkerExitError) Unwrap() error { return e.Err }
 
 func (e *WorkerExitError) Error() string {
 	var b strings.Builder

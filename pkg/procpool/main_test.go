@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,7 +113,54 @@ var (
 	Unencodable   = procpool.Register("test.unencodable", func(_ context.Context, v int) (unencodable, error) { return unencodable{}, nil })
 	TakesChan     = procpool.Register("test.takes-chan", func(_ context.Context, v unencodable) (int, error) { return 0, nil })
 	TakesAny      = procpool.Register("test.takes-any", func(_ context.Context, v any) (int, error) { return 0, nil })
-	Big           = procpool.Register("test.big", func(_ context.Context, n int) ([]byte, error) { return make([]byte, n), nil })
+	// CrashOnce dies the first time it sees a path, and succeeds after.
+	CrashOnce = procpool.Register("test.crash-once", func(_ context.Context, path string) (string, error) {
+		if f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+			os.Exit(1)
+		}
+		return path, nil
+	})
+	// Poison dies on 13 and squares anything else.
+	Poison = procpool.Register("test.poison", func(_ context.Context, x int) (int, error) {
+		if x == 13 {
+			os.Exit(13)
+		}
+		return x * x, nil
+	})
+	// Stubborn sleeps and ignores its context; with "term" it ignores
+	// SIGTERM too.
+	Stubborn = procpool.Register("test.stubborn", func(_ context.Context, how string) (int, error) {
+		if how == "term" {
+			signal.Ignore(syscall.SIGTERM)
+		}
+		time.Sleep(time.Hour)
+		return 0, nil
+	})
+	// Leak keeps n MiB it will never free.
+	Leak = procpool.Register("test.leak", func(_ context.Context, n int) (int, error) {
+		b := make([]byte, n<<20)
+		for i := range b {
+			b[i] = 1
+		}
+		leaked = append(leaked, b)
+		return len(leaked), nil
+	})
+	// SetGreeting is an initializer; Greeting reads what it set.
+	SetGreeting = procpool.Register("test.set-greeting", func(_ context.Context, g string) (struct{}, error) {
+		if _, err := os.Stat(g); err == nil {
+			return struct{}{}, errors.New("greeting file exists: " + g)
+		}
+		greeting = g
+		return struct{}{}, nil
+	})
+	Greeting = procpool.Register("test.greeting", func(context.Context, struct{}) (string, error) { return greeting, nil })
+	Big      = procpool.Register("test.big", func(_ context.Context, n int) ([]byte, error) { return make([]byte, n), nil })
+)
+
+var (
+	leaked   [][]byte
+	greeting string
 )
 
 // crash ends the worker process in one of many ways.
@@ -291,3 +340,5 @@ func ctx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return c
 }
+
+func nullLogger() hclog.Logger { return hclog.NewNullLogger() }

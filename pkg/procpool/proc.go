@@ -48,12 +48,22 @@ type proc struct {
 	w      *wire.Writer
 	fwd    *stderrlog.Forwarder
 
+	slot int // its place in the pool; a replacement takes the same
+
 	// Guarded by pool.mu.
-	held     []*batch // runs sent or being sent, in the order sent
-	isReady  bool     // handshake complete
-	stopping bool     // the pool closed its stdin on purpose
-	gone     bool     // the pool has dealt with its end
-	done     int      // calls completed
+	held      []*batch // runs sent or being sent, in the order sent
+	cancels   []uint64 // runs to send a Cancel for
+	isReady   bool     // handshake complete
+	stopping  bool     // the pool closed its stdin on purpose
+	retiring  bool     // takes no more work, then stops
+	memExempt bool     // started above MaxMemoryPerWorker: never retired for memory
+	onPurpose bool     // the pool is killing it: not a crash
+	gone      bool     // the pool has dealt with its end
+	assigned  int      // calls sent
+	done      int      // calls completed
+	callSeq   uint64   // counts calls started, to tell a stale timer
+	timer     *time.Timer
+	initErr   error // the initializer's failure
 
 	wake       chan struct{} // the sender has work or room
 	ready      chan struct{} // closed when the handshake completes
@@ -71,7 +81,7 @@ type proc struct {
 }
 
 // startProc starts one worker process and its supervising goroutines.
-func (p *Pool) startProc() (*proc, error) {
+func (p *Pool) startProc(slot int) (*proc, error) {
 	pipes, err := newPipes()
 	if err != nil {
 		return nil, err
@@ -98,6 +108,7 @@ func (p *Pool) startProc() (*proc, error) {
 	}
 	w := &proc{
 		pool:       p,
+		slot:       slot,
 		cmd:        cmd,
 		pid:        cmd.Process.Pid,
 		stdin:      pipes.in,
@@ -170,6 +181,7 @@ func (w *proc) run() {
 	err := w.handshake()
 	timer.Stop()
 	if err == nil {
+		w.pool.exemptIfBloated(w)
 		w.pool.markReady(w)
 		w.pool.wg.Add(1)
 		go w.sendLoop()
@@ -198,14 +210,21 @@ func (w *proc) handshake() error {
 	if err := sameTasks(registry.Names(), hello.Tasks); err != nil {
 		return err
 	}
-	if err := w.send(&wire.Setup{MaxFrame: w.pool.cfg.MaxFrameSize}); err != nil {
+	init := w.pool.cfg.Initializer
+	setup := &wire.Setup{MaxFrame: w.pool.cfg.MaxFrameSize, InitTask: init.task, InitArg: init.arg, Progress: w.pool.cfg.TaskTimeout > 0}
+	if err := w.send(setup); err != nil {
 		return fmt.Errorf("send setup: %w", err)
 	}
 	if m, err = w.read(); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	if _, ok := m.(*wire.Ready); !ok {
+	ready, ok := m.(*wire.Ready)
+	if !ok {
 		return fmt.Errorf("handshake: got a %s message, want ready", kindOf(m))
+	}
+	if err := itemError(init.task, &ready.Init); err != nil {
+		w.initErr = fmt.Errorf("%w: %w", ErrInitFailed, err)
+		return w.initErr
 	}
 	w.killMu.Lock()
 	w.handshook = true
@@ -263,15 +282,20 @@ func (w *proc) readLoop() error {
 		if err := w.pool.deliver(w, res); err != nil {
 			return err
 		}
+		if !res.More && w.pool.cfg.MaxMemoryPerWorker > 0 {
+			w.pool.checkMemory(w)
+		}
 	}
 }
 
-// sendLoop writes the runs the pool assigns to this worker, flushing once
-// per round so that many small runs share one write.
+// sendLoop writes the runs the pool assigns to this worker and the
+// cancellations it asks for, flushing once per round so that many small
+// runs share one write.
 func (w *proc) sendLoop() {
 	defer w.pool.wg.Done()
 	defer w.closeStdin()
 	var runs []*batch
+	var cancels []uint64
 	for {
 		select {
 		case <-w.wake:
@@ -279,8 +303,15 @@ func (w *proc) sendLoop() {
 			return
 		}
 		for {
-			if runs = w.pool.assign(w, runs[:0]); len(runs) == 0 {
+			runs, cancels = w.pool.assign(w, runs[:0])
+			if len(runs) == 0 && len(cancels) == 0 {
 				break
+			}
+			for _, id := range cancels {
+				if err := w.w.Write(&wire.Cancel{ID: id}); err != nil {
+					w.kill(fmt.Sprintf("write to worker: %v", err))
+					return
+				}
 			}
 			for _, b := range runs {
 				if err := w.w.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args}); err != nil {
@@ -337,6 +368,18 @@ func (w *proc) waitExit() {
 	close(w.reaped)
 }
 
+// signalGroup sends SIGTERM to the worker's process group.
+func (w *proc) signalGroup(why string) {
+	w.killMu.Lock()
+	defer w.killMu.Unlock()
+	if w.reason == "" {
+		w.reason = why
+	}
+	if !w.isReaped {
+		_ = unix.Kill(-w.pid, unix.SIGTERM)
+	}
+}
+
 // kill ends the worker and its process group at once, recording why.
 func (w *proc) kill(reason string) {
 	w.killMu.Lock()
@@ -373,9 +416,6 @@ func (w *proc) exit(streamErr error) {
 
 	w.killMu.Lock()
 	e := &WorkerExitError{PID: w.pid, ExitCode: -1, Reason: w.reason, Stderr: w.fwd.Tail()}
-	if !w.handshook && w.reason == "" {
-		e.Reason = "exited before the handshake: " + mainHint
-	}
 	w.killMu.Unlock()
 	if w.state != nil {
 		if ws, ok := w.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -387,7 +427,10 @@ func (w *proc) exit(streamErr error) {
 			e.ExitCode = w.state.ExitCode()
 		}
 	}
+	e.Err = w.initErr
 	w.exitErr = e
-	w.pool.onExit(w, e)
+	if w.pool.onExit(w, e) {
+		w.pool.respawn(w.slot)
+	}
 	close(w.finished)
 }

@@ -368,10 +368,14 @@ func TestGetAndCancel(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	<-queued.Done()
 
-	assert.False(t, running.Cancel(), "a running task is not")
-	v, err := running.Get(ctx(t))
-	require.NoError(t, err, "the task went on after Get gave up")
-	assert.Equal(t, 300, v)
+	pid := p.Workers()[0]
+	assert.True(t, running.Cancel(), "so is a running one")
+	_, err = running.Get(ctx(t))
+	require.ErrorIs(t, err, context.Canceled)
+	v, err := Square.Submit(p, 5).Get(ctx(t))
+	require.NoError(t, err)
+	assert.Equal(t, 25, v)
+	assert.Equal(t, []int{pid}, p.Workers(), "a task that heeds its context stops without a kill")
 	require.NoError(t, p.Close())
 }
 

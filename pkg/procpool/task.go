@@ -42,6 +42,24 @@ func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Ta
 // Name returns the name the task was registered under.
 func (t *Task[I, O]) Name() string { return t.name }
 
+// Call is a task bound to an argument, for Config.Initializer.
+type Call struct {
+	task string
+	arg  []byte
+	err  error
+}
+
+// Bind returns a Call of the task with argument in.
+func (t *Task[I, O]) Bind(in I) Call {
+	c := codec.Get()
+	defer codec.Put(c)
+	arg, err := c.Encode(in)
+	if err != nil {
+		return Call{task: t.name, err: &CodecError{Task: t.name, Stage: EncodeArgument, Message: err.Error(), Err: err}}
+	}
+	return Call{task: t.name, arg: bytes.Clone(arg)}
+}
+
 // Submit starts one call of the task with argument in and returns its future.
 // It does not wait for the call to run. An argument that cannot be encoded,
 // or a pool that takes no more work, fails the future at once.
@@ -114,16 +132,16 @@ func (f *Future[O]) Get(ctx context.Context) (O, error) {
 	return f.val, f.err
 }
 
-// Cancel cancels the call if no worker has taken it yet; its future then
-// fails with context.Canceled. It reports whether the future ended cancelled.
+// Cancel cancels the call: the future fails at once with context.Canceled.
+// A call no worker has taken is dropped. A running call has its context
+// cancelled in the worker; if it has not returned Config.KillGrace later, the
+// worker is killed and replaced. Cancel reports whether the future ended
+// cancelled: false if it had already ended otherwise.
 func (f *Future[O]) Cancel() bool {
-	f.pool.cancel(f.b)
-	select {
-	case <-f.ch:
-		return f.b.out[0].err == context.Canceled
-	default:
+	if f.pool == nil {
 		return false
 	}
+	return f.pool.cancelCall(f.b)
 }
 
 // decodeOutcome turns one call's outcome into a result or an error.

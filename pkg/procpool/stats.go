@@ -1,0 +1,110 @@
+package procpool
+
+import (
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/procpool/procpool/internal/wire"
+)
+
+// Stats is a snapshot of a pool's workers and of what became of its calls.
+type Stats struct {
+	Workers   []WorkerStats
+	Completed int // calls that returned a result
+	Failed    int // calls that returned an error or panicked, or whose values could not cross
+	Lost      int // calls that failed with ErrWorkerLost
+	Retried   int // calls run again after their worker died
+	TimedOut  int // calls that ran past Config.TaskTimeout
+	Deaths    int // workers that died abruptly (not retired, not killed on purpose)
+}
+
+// WorkerStats describes one live worker.
+type WorkerStats struct {
+	PID      int
+	Slot     int   // its place in the pool, kept by its replacements
+	Tasks    int   // calls it completed
+	Restarts int   // workers its slot has had before it
+	RSS      int64 // resident memory in bytes, or -1 if unknown
+}
+
+// Stats returns a snapshot of the pool.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	s := Stats{
+		Completed: p.counts.completed,
+		Failed:    p.counts.failed,
+		Lost:      p.counts.lost,
+		Retried:   p.counts.retried,
+		TimedOut:  p.counts.timedOut,
+		Deaths:    p.counts.deaths,
+	}
+	for w := range p.procs {
+		s.Workers = append(s.Workers, WorkerStats{PID: w.pid, Slot: w.slot, Tasks: w.done, Restarts: p.restarts[w.slot]})
+	}
+	p.mu.Unlock()
+	for i := range s.Workers {
+		s.Workers[i].RSS = residentMemory(s.Workers[i].PID)
+	}
+	return s
+}
+
+type counts struct {
+	completed, failed, lost, retried, timedOut, deaths int
+}
+
+func (c *counts) record(it *wire.Item) {
+	if it.Status == wire.StatusOK {
+		c.completed++
+	} else {
+		c.failed++
+	}
+}
+
+// residentMemory reads a process's resident set size from /proc, or -1.
+func residentMemory(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return -1
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// checkMemory retires w if it has grown past Config.MaxMemoryPerWorker. It
+// runs in w's reader goroutine, without p.mu.
+func (p *Pool) checkMemory(w *proc) {
+	rss := residentMemory(w.pid)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rss <= p.cfg.MaxMemoryPerWorker || w.memExempt || w.retiring {
+		return
+	}
+	w.log.Info("retiring worker: resident memory over MaxMemoryPerWorker", "rss", rss, "limit", p.cfg.MaxMemoryPerWorker)
+	w.retiring = true
+	if len(w.held) == 0 {
+		w.stopping = true
+		w.closeStdin()
+	}
+}
+
+// exemptIfBloated exempts w from memory retirement if it starts above the
+// limit: retiring it would only start another like it, forever.
+func (p *Pool) exemptIfBloated(w *proc) {
+	if p.cfg.MaxMemoryPerWorker <= 0 {
+		return
+	}
+	if rss := residentMemory(w.pid); rss > p.cfg.MaxMemoryPerWorker {
+		p.mu.Lock()
+		w.memExempt = true
+		p.mu.Unlock()
+		w.log.Warn("a fresh worker is already over MaxMemoryPerWorker; it will not be retired for memory", "rss", rss, "limit", p.cfg.MaxMemoryPerWorker)
+	}
+}
