@@ -60,6 +60,9 @@ func (c *Codec) Encode(v any) ([]byte, error) {
 // Len is the number of bytes in the arena.
 func (c *Codec) Len() int { return c.arena.Len() }
 
+// Bytes returns the arena's contents, valid until Reset.
+func (c *Codec) Bytes() []byte { return c.arena.Bytes() }
+
 // Reset empties the arena; slices returned by Encode become invalid.
 func (c *Codec) Reset() { c.arena.Reset() }
 

@@ -155,7 +155,14 @@ var (
 		return struct{}{}, nil
 	})
 	Greeting = procpool.Register("test.greeting", func(context.Context, struct{}) (string, error) { return greeting, nil })
-	Big      = procpool.Register("test.big", func(_ context.Context, n int) ([]byte, error) { return make([]byte, n), nil })
+	// Even squares even numbers and refuses odd ones.
+	Even = procpool.Register("test.even", func(_ context.Context, x int) (int, error) {
+		if x%2 != 0 {
+			return 0, fmt.Errorf("%d is odd", x)
+		}
+		return x * x, nil
+	})
+	Big = procpool.Register("test.big", func(_ context.Context, n int) ([]byte, error) { return make([]byte, n), nil })
 )
 
 var (

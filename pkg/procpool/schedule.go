@@ -42,6 +42,18 @@ func (p *Pool) wakeIdle() {
 	}
 }
 
+// wakeAnIdle wakes a worker other than w that holds nothing, and reports
+// whether there was one.
+func (p *Pool) wakeAnIdle(w *proc) bool {
+	for other := range p.procs {
+		if other != w && len(other.held) == 0 && other.isReady && !other.retiring && !other.stopping {
+			other.signal()
+			return true
+		}
+	}
+	return false
+}
+
 // refusal is why the pool takes no new work, or nil if it does.
 func (p *Pool) refusal() error {
 	switch p.state {
@@ -61,6 +73,9 @@ func (p *Pool) assign(w *proc, runs []*batch) ([]*batch, []uint64) {
 	defer p.mu.Unlock()
 	wasIdle := len(w.held) == 0
 	for len(w.held) < p.cfg.Prefetch && w.isReady && !w.gone && !w.stopping && !w.retiring {
+		if len(w.held) > 0 && p.wakeAnIdle(w) {
+			break // an idle worker takes it: spread first, prefetch second
+		}
 		b := p.queue.popFront()
 		if b == nil {
 			break

@@ -163,6 +163,7 @@ type MapOption func(*mapOptions)
 
 type mapOptions struct {
 	chunksize int
+	window    int
 }
 
 // Chunksize sets the number of calls sent to a worker at once. The default is

@@ -1,0 +1,206 @@
+package procpool
+
+import (
+	"bytes"
+	"context"
+	"iter"
+	"time"
+
+	"github.com/procpool/procpool/internal/codec"
+)
+
+// Window sets how many chunks Imap and ImapUnordered keep in flight; the
+// default is two per worker. It bounds the memory of an endless input.
+func Window(n int) MapOption { return func(o *mapOptions) { o.window = n } }
+
+// Imap calls the task once per element of in, reading in lazily, and yields
+// each result with its error in input order. At most a window of chunks is
+// in flight (see Window), so an endless input runs in constant memory. A
+// failed call yields its error and iteration goes on. Breaking out of the
+// loop cancels the chunks still in flight. If ctx ends, Imap yields ctx.Err()
+// once and stops.
+//
+// Without Chunksize, the chunk size adapts: it starts at 1 and doubles while
+// chunks finish within a few milliseconds, halving when they take long, so
+// that cheap calls are batched and costly ones spread.
+func (t *Task[I, O]) Imap(ctx context.Context, p *Pool, in iter.Seq[I], opts ...MapOption) iter.Seq2[O, error] {
+	return t.imap(ctx, p, in, true, opts)
+}
+
+// ImapUnordered is Imap yielding results in the order they complete.
+func (t *Task[I, O]) ImapUnordered(ctx context.Context, p *Pool, in iter.Seq[I], opts ...MapOption) iter.Seq2[O, error] {
+	return t.imap(ctx, p, in, false, opts)
+}
+
+// flight is one chunk of an Imap in flight.
+type flight struct {
+	b    *batch  // the calls sent; nil if no element could be encoded
+	errs []error // per element: its encoding error, or nil for a call in b
+	done chan struct{}
+	sent time.Time
+}
+
+func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered bool, opts []MapOption) iter.Seq2[O, error] {
+	var o mapOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	window := o.window
+	if window <= 0 {
+		window = 2 * p.cfg.Workers
+	}
+	return func(yield func(O, error) bool) {
+		next, stop := iter.Pull(in)
+		defer stop()
+		size := chunkSizer{fixed: o.chunksize, size: max(1, o.chunksize)}
+		completed := make(chan *flight, window) // for ImapUnordered
+		var inflight []*flight
+		defer func() {
+			for _, f := range inflight {
+				if f.b != nil {
+					p.cancel(f.b)
+				}
+			}
+		}()
+		exhausted := false
+		for {
+			for len(inflight) < window && !exhausted {
+				f, err := t.launch(p, next, size.size, completed, ordered)
+				if err != nil {
+					var zero O
+					yield(zero, err)
+					return
+				}
+				if f == nil {
+					exhausted = true
+					break
+				}
+				inflight = append(inflight, f)
+			}
+			if len(inflight) == 0 {
+				return
+			}
+			f := inflight[0]
+			if ordered {
+				select {
+				case <-f.done:
+				case <-ctx.Done():
+				}
+			} else {
+				select {
+				case f = <-completed:
+				case <-ctx.Done():
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				var zero O
+				yield(zero, err)
+				return
+			}
+			for i, g := range inflight {
+				if g == f {
+					inflight = append(inflight[:i], inflight[i+1:]...)
+					break
+				}
+			}
+			size.observe(time.Since(f.sent))
+			if !t.yieldFlight(f, yield) {
+				return
+			}
+		}
+	}
+}
+
+// launch reads up to n elements, encodes them and queues them as one chunk.
+// It returns nil when the input is exhausted.
+func (t *Task[I, O]) launch(p *Pool, next func() (I, bool), n int, completed chan *flight, ordered bool) (*flight, error) {
+	c := codec.Get()
+	defer codec.Put(c)
+	var errs []error
+	var spans [][2]int // where each encoded argument lies in the arena
+	for range n {
+		v, ok := next()
+		if !ok {
+			break
+		}
+		start := c.Len()
+		a, err := c.Encode(v)
+		if err == nil {
+			err = p.fits(t.name, a)
+		}
+		if err != nil {
+			err = &CodecError{Task: t.name, Stage: EncodeArgument, Message: err.Error(), Err: err}
+		} else {
+			spans = append(spans, [2]int{start, c.Len()})
+		}
+		errs = append(errs, err)
+		if c.Len() >= p.cfg.MaxChunkBytes {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return nil, nil
+	}
+	f := &flight{errs: errs, done: make(chan struct{}), sent: time.Now()}
+	finish := func() {
+		close(f.done)
+		if !ordered {
+			completed <- f // never blocks: the channel holds a window
+		}
+	}
+	if len(spans) == 0 {
+		finish()
+		return f, nil
+	}
+	arena := bytes.Clone(c.Bytes())
+	args := make([][]byte, len(spans))
+	for i, sp := range spans {
+		args[i] = arena[sp[0]:sp[1]:sp[1]]
+	}
+	f.b = newBatch(t.name, args, finish)
+	if err := p.enqueue(f.b); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// yieldFlight yields the outcomes of a finished chunk in input order.
+func (t *Task[I, O]) yieldFlight(f *flight, yield func(O, error) bool) bool {
+	c := codec.Get()
+	defer codec.Put(c)
+	k := 0
+	for _, err := range f.errs {
+		var v O
+		if err == nil {
+			err = decodeOutcome(c, t.name, &f.b.out[k], &v)
+			k++
+		}
+		if !yield(v, err) {
+			return false
+		}
+	}
+	return true
+}
+
+// chunkSizer adapts the chunk size of an Imap to how long chunks take:
+// long enough to amortise a round trip, short enough to spread the work.
+type chunkSizer struct {
+	fixed int // a size set with Chunksize; no adapting
+	size  int
+}
+
+const (
+	chunkFast    = 5 * time.Millisecond  // a chunk quicker than this doubles
+	chunkSlow    = 50 * time.Millisecond // a chunk slower than this halves
+	maxChunkSize = 1 << 14
+)
+
+func (s *chunkSizer) observe(took time.Duration) {
+	switch {
+	case s.fixed > 0:
+	case took < chunkFast:
+		s.size = min(2*s.size, maxChunkSize)
+	case took > chunkSlow:
+		s.size = max(1, s.size/2)
+	}
+}
