@@ -144,9 +144,18 @@ func TestMaxTasksPerWorker(t *testing.T) {
 	for pid, n := range count {
 		assert.LessOrEqual(t, n, 3, "worker %d", pid)
 	}
+	require.Eventually(t, func() bool { return len(p.Workers()) == 2 }, 5*time.Second, time.Millisecond)
 	st := p.Stats()
 	assert.Zero(t, st.Deaths, "retirement is not a death")
 	assert.Equal(t, 30, st.Completed)
+	require.Len(t, st.Workers, 2)
+	restarts := 0
+	for _, ws := range st.Workers {
+		assert.Greater(t, ws.RSS, int64(1<<20), "resident memory of worker %d", ws.PID)
+		assert.LessOrEqual(t, ws.Tasks, 3)
+		restarts += ws.Restarts
+	}
+	assert.GreaterOrEqual(t, restarts, 8, "30 calls at 3 per worker need 10 workers over 2 slots")
 	require.NoError(t, p.Close())
 }
 

@@ -279,11 +279,12 @@ func (w *proc) readLoop() error {
 		if !ok {
 			return fmt.Errorf("protocol error: unexpected %s message", kindOf(m))
 		}
-		if err := w.pool.deliver(w, res); err != nil {
-			return err
-		}
+		rss := int64(-1)
 		if !res.More && w.pool.cfg.MaxMemoryPerWorker > 0 {
-			w.pool.checkMemory(w)
+			rss = residentMemory(w.pid) // before the caller learns of the result, so its next call sees the verdict
+		}
+		if err := w.pool.deliver(w, res, rss); err != nil {
+			return err
 		}
 	}
 }
@@ -368,27 +369,19 @@ func (w *proc) waitExit() {
 	close(w.reaped)
 }
 
-// signalGroup sends SIGTERM to the worker's process group.
-func (w *proc) signalGroup(why string) {
+// kill ends the worker and its process group at once, recording why.
+func (w *proc) kill(why string) { w.signalGroup(unix.SIGKILL, why) }
+
+// signalGroup sends sig to the worker's process group, unless it has been
+// reaped (its pid could then name another process), recording why.
+func (w *proc) signalGroup(sig unix.Signal, why string) {
 	w.killMu.Lock()
 	defer w.killMu.Unlock()
 	if w.reason == "" {
 		w.reason = why
 	}
 	if !w.isReaped {
-		_ = unix.Kill(-w.pid, unix.SIGTERM)
-	}
-}
-
-// kill ends the worker and its process group at once, recording why.
-func (w *proc) kill(reason string) {
-	w.killMu.Lock()
-	defer w.killMu.Unlock()
-	if w.reason == "" {
-		w.reason = reason
-	}
-	if !w.isReaped {
-		_ = unix.Kill(-w.pid, unix.SIGKILL)
+		_ = unix.Kill(-w.pid, sig)
 	}
 }
 

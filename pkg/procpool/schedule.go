@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/procpool/procpool/internal/wire"
 )
 
@@ -97,10 +99,10 @@ func (p *Pool) assign(w *proc, runs []*batch) ([]*batch, []uint64) {
 	return runs, cancels
 }
 
-// deliver records a result from w. A result that does not match what w
-// holds is a protocol error, and the worker is treated as dead. It runs in
-// w's reader goroutine.
-func (p *Pool) deliver(w *proc, res *wire.Result) error {
+// deliver records a result from w, and rss, its resident memory (or -1 if
+// not measured). A result that does not match what w holds is a protocol
+// error, and the worker is treated as dead. It runs in w's reader goroutine.
+func (p *Pool) deliver(w *proc, res *wire.Result, rss int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(w.held) == 0 || w.held[0].id != res.ID {
@@ -129,6 +131,10 @@ func (p *Pool) deliver(w *proc, res *wire.Result) error {
 		w.signal()
 	}
 	p.callStarted(w)
+	if rss > p.cfg.MaxMemoryPerWorker && !w.memExempt && !w.retiring {
+		w.log.Info("retiring worker: resident memory over MaxMemoryPerWorker", "rss", rss, "limit", p.cfg.MaxMemoryPerWorker)
+		w.retiring = true
+	}
 	if len(w.held) == 0 && w.retiring {
 		w.stopping = true
 		w.closeStdin()
@@ -304,7 +310,7 @@ func (p *Pool) escalate(w *proc) {
 		}
 		w.onPurpose = true
 		w.log.Warn("worker did not stop an abandoned task; sending SIGTERM", "grace", grace)
-		w.signalGroup("it did not stop an abandoned task in time")
+		w.signalGroup(unix.SIGTERM, "it did not stop an abandoned task in time")
 		w.timer = time.AfterFunc(grace, func() { w.kill("it ignored SIGTERM") })
 	})
 }
@@ -328,7 +334,7 @@ func (p *Pool) onExit(w *proc, e *WorkerExitError) (respawn bool) {
 	replace := p.state == open || p.state == closing
 
 	switch {
-	case p.state == terminated:
+	case p.state == terminated || p.state == stopped && e.Held == 0:
 		w.log.Debug("worker stopped", "exit", e)
 		return false
 	case p.state == broken:

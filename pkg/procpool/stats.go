@@ -78,23 +78,6 @@ func residentMemory(pid int) int64 {
 	return pages * int64(os.Getpagesize())
 }
 
-// checkMemory retires w if it has grown past Config.MaxMemoryPerWorker. It
-// runs in w's reader goroutine, without p.mu.
-func (p *Pool) checkMemory(w *proc) {
-	rss := residentMemory(w.pid)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if rss <= p.cfg.MaxMemoryPerWorker || w.memExempt || w.retiring {
-		return
-	}
-	w.log.Info("retiring worker: resident memory over MaxMemoryPerWorker", "rss", rss, "limit", p.cfg.MaxMemoryPerWorker)
-	w.retiring = true
-	if len(w.held) == 0 {
-		w.stopping = true
-		w.closeStdin()
-	}
-}
-
 // exemptIfBloated exempts w from memory retirement if it starts above the
 // limit: retiring it would only start another like it, forever.
 func (p *Pool) exemptIfBloated(w *proc) {
