@@ -25,8 +25,9 @@ func New() *Codec {
 	c.enc = msgpack.NewEncoder(&c.arena)
 	c.enc.UseCompactInts(true)
 	c.dec = msgpack.NewDecoder(&c.rd)
-	// Values decoded into `any` come back as int64, uint64, float64, so a
-	// task that takes `any` sees the same types whatever the sender's width.
+	// Numbers decoded into `any` come back as int64 or uint64 (compact ints
+	// do not keep the sign of a non-negative value) and float64, whatever
+	// the sender's width.
 	c.dec.UseLooseInterfaceDecoding(true)
 	return c
 }

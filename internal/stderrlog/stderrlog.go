@@ -119,6 +119,9 @@ func parseJSON(line string) (hclog.Level, string, []any, bool) {
 	if dec.Decode(&m) != nil {
 		return 0, "", nil, false
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return 0, "", nil, false // text after the object would be lost
+	}
 	msg, ok := m["@message"].(string)
 	if !ok {
 		return 0, "", nil, false

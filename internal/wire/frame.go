@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 )
 
@@ -88,7 +89,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 	n, err := io.ReadFull(r.br, r.hdr[:])
 	if err != nil {
 		if err == io.ErrUnexpectedEOF {
-			return nil, &FrameError{Reason: fmt.Sprintf("stream ended inside a frame header after %d bytes", n), Head: r.hdr[:n], Err: err}
+			return nil, &FrameError{Reason: fmt.Sprintf("stream ended inside a frame header after %d bytes", n), Head: append([]byte(nil), r.hdr[:n]...), Err: err}
 		}
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func (w *Writer) Write(m Message) error {
 	if err != nil {
 		return err
 	}
-	if len(body) > w.max {
+	if len(body) > w.max || uint64(len(body)) > math.MaxUint32 { // the prefix cannot hold more
 		return fmt.Errorf("%s message of %d bytes is over the %d-byte limit: %w", m.kind(), len(body), w.max, ErrFrameTooLarge)
 	}
 	var hdr [headerLen]byte

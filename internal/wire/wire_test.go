@@ -1,0 +1,328 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRoundTrip(t *testing.T) {
+	for _, s := range samples() {
+		t.Run(s.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := NewWriter(&buf, DefaultMaxFrame)
+			require.NoError(t, w.Write(s.msg))
+			require.NoError(t, w.Flush())
+
+			r := NewReader(&buf, DefaultMaxFrame)
+			body, err := r.ReadFrame()
+			require.NoError(t, err)
+			got, err := NewDecoder().Decode(body)
+			require.NoError(t, err)
+			require.Equal(t, s.expected(), got)
+
+			_, err = r.ReadFrame()
+			require.Equal(t, io.EOF, err, "a clean end of stream must be io.EOF itself, not wrapped")
+		})
+	}
+}
+
+// TestStream sends many frames of mixed sizes through one Writer, so frames
+// straddle the 64 KiB buffers on both sides, and reads them back through
+// readers that return a byte or half a buffer at a time.
+func TestStream(t *testing.T) {
+	var want []Message
+	var buf bytes.Buffer
+	w := NewWriter(&buf, DefaultMaxFrame)
+	for i := range 30 {
+		for _, s := range samples() {
+			require.NoError(t, w.Write(s.msg))
+			want = append(want, s.expected())
+		}
+		require.NoError(t, w.Write(&Run{ID: uint64(i), Task: "t", Args: [][]byte{bytes.Repeat([]byte{byte(i)}, i*997)}}))
+		want = append(want, &Run{ID: uint64(i), Task: "t", Args: [][]byte{bytes.Repeat([]byte{byte(i)}, i*997)}})
+	}
+	require.NoError(t, w.Flush())
+	stream := buf.Bytes()
+
+	for name, wrap := range map[string]func(io.Reader) io.Reader{
+		"whole":    func(r io.Reader) io.Reader { return r },
+		"one byte": iotest.OneByteReader,
+		"half":     iotest.HalfReader,
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := NewReader(wrap(bytes.NewReader(stream)), DefaultMaxFrame)
+			d := NewDecoder()
+			for i, m := range want {
+				body, err := r.ReadFrame()
+				require.NoError(t, err, "frame %d", i)
+				got, err := d.Decode(body)
+				require.NoError(t, err, "frame %d", i)
+				require.Equal(t, m, got, "frame %d", i)
+			}
+			_, err := r.ReadFrame()
+			require.Equal(t, io.EOF, err)
+		})
+	}
+}
+
+// TestWriterBuffers checks that Write leaves the stream alone until Flush,
+// as documented, so that callers can batch frames into one pipe write.
+func TestWriterBuffers(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, DefaultMaxFrame)
+	require.NoError(t, w.Write(&Cancel{ID: 1}))
+	require.Zero(t, buf.Len())
+	require.NoError(t, w.Flush())
+	require.Equal(t, frame(encode(t, &Cancel{ID: 1})), buf.Bytes())
+}
+
+func TestLimitIsInclusive(t *testing.T) {
+	body := encode(t, &Run{ID: 1, Task: "t", Args: [][]byte{make([]byte, 100)}})
+	limit := len(body)
+
+	var buf bytes.Buffer
+	w := NewWriter(&buf, limit)
+	require.Equal(t, limit, w.Max())
+	require.NoError(t, w.Write(&Run{ID: 1, Task: "t", Args: [][]byte{make([]byte, 100)}}))
+	w.SetMax(limit - 1)
+	require.ErrorIs(t, w.Write(&Run{ID: 1, Task: "t", Args: [][]byte{make([]byte, 100)}}), ErrFrameTooLarge)
+	require.NoError(t, w.Flush())
+
+	stream := append(frame(body), frame(body)...)
+	r := NewReader(bytes.NewReader(stream), limit)
+	_, err := r.ReadFrame()
+	require.NoError(t, err)
+	r.SetMax(limit - 1)
+	_, err = r.ReadFrame()
+	require.ErrorIs(t, err, ErrFrameTooLarge)
+}
+
+// TestWriteTooLarge checks that a refused message leaves no trace, so the
+// stream stays in step and the next message can still go out.
+func TestWriteTooLarge(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, 64)
+	err := w.Write(&Run{ID: 1, Task: "t", Args: [][]byte{make([]byte, 100)}})
+	require.ErrorIs(t, err, ErrFrameTooLarge)
+	assert.Contains(t, err.Error(), "run message")
+	require.NoError(t, w.Flush())
+	require.Zero(t, buf.Len(), "a refused message must write nothing")
+
+	require.NoError(t, w.Write(&Cancel{ID: 9}))
+	require.NoError(t, w.Flush())
+	require.Equal(t, frame(encode(t, &Cancel{ID: 9})), buf.Bytes())
+}
+
+func TestReadFrameTooLarge(t *testing.T) {
+	tests := []struct {
+		name   string
+		max    int
+		stream []byte
+		head   string // in the message, as ShowBytes prints it
+	}{
+		{"4 GiB claimed", 1 << 10, []byte("\xff\xff\xff\xffgarbage"), `ff ff ff ff 67 61 72 62 61 67 65 ("\xff\xff\xff\xffgarbage")`},
+		{"one over", 16, []byte("\x00\x00\x00\x11"), `00 00 00 11 ("\x00\x00\x00\x11")`},
+		{"text on the pipe", DefaultMaxFrame, []byte("hello from a stray fmt.Println\n"), `68 65 6c 6c 6f 20 66 72 6f 6d`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewReader(bytes.NewReader(tt.stream), tt.max).ReadFrame()
+			var fe *FrameError
+			require.ErrorAs(t, err, &fe)
+			require.ErrorIs(t, err, ErrFrameTooLarge)
+			assert.Contains(t, err.Error(), tt.head)
+			assert.Contains(t, err.Error(), fmt.Sprintf("over the %d-byte limit", tt.max))
+		})
+	}
+}
+
+// TestReadFrameTooLargeAllocates checks the point of the limit: a prefix
+// claiming 4 GiB costs an error, not 4 GiB, even when the limit is the
+// default 64 MiB.
+func TestReadFrameTooLargeAllocates(t *testing.T) {
+	const runs = 50
+	for _, max := range []int{1 << 10, DefaultMaxFrame} {
+		readers := make([]*Reader, runs)
+		for i := range readers {
+			readers[i] = NewReader(bytes.NewReader([]byte("\xff\xff\xff\xffgarbage")), max)
+		}
+		start, before := time.Now(), heapAllocated()
+		for _, r := range readers {
+			_, err := r.ReadFrame()
+			require.ErrorIs(t, err, ErrFrameTooLarge)
+		}
+		perRead := (heapAllocated() - before) / runs
+		assert.Less(t, perRead, uint64(64<<10), "max %d: bytes allocated per refused frame", max)
+		assert.Less(t, time.Since(start), time.Second, "max %d", max)
+	}
+}
+
+func TestReadFrameCut(t *testing.T) {
+	body := encode(t, &Run{ID: 1, Task: "t", Args: [][]byte{[]byte("argument")}})
+	full := frame(body)
+	tests := []struct {
+		name   string
+		stream []byte
+		head   []byte
+	}{
+		{"inside header", full[:2], full[:2]},
+		{"after header", full[:4], body[:0]},
+		{"inside body", full[:10], body[:6]},
+		{"one byte short", full[:len(full)-1], body[:min(len(body)-1, 32)]},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewReader(bytes.NewReader(tt.stream), DefaultMaxFrame).ReadFrame()
+			var fe *FrameError
+			require.ErrorAs(t, err, &fe)
+			require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+			require.Equal(t, tt.head, fe.Head)
+		})
+	}
+}
+
+// TestReadFrameCutHeadIsOwned checks that the Head of a cut-header error is
+// the error's own: the Reader refills its header buffer on the next call.
+func TestReadFrameCutHeadIsOwned(t *testing.T) {
+	r := NewReader(&chunks{[]byte{0x00, 0x00}, nil, []byte{0xaa, 0xbb, 0xcc, 0xdd}}, 16)
+	_, err := r.ReadFrame()
+	var fe *FrameError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, []byte{0x00, 0x00}, fe.Head)
+
+	_, err = r.ReadFrame()
+	require.ErrorIs(t, err, ErrFrameTooLarge)
+	require.Equal(t, []byte{0x00, 0x00}, fe.Head)
+}
+
+// chunks returns one chunk per Read; a nil chunk is an io.EOF that a later
+// Read gets past, as on a file still being written.
+type chunks [][]byte
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(*c) == 0 {
+		return 0, io.EOF
+	}
+	chunk := (*c)[0]
+	*c = (*c)[1:]
+	if chunk == nil {
+		return 0, io.EOF
+	}
+	return copy(p, chunk), nil
+}
+
+func TestReadFrameError(t *testing.T) {
+	boom := errors.New("boom")
+	_, err := NewReader(iotest.ErrReader(boom), 16).ReadFrame()
+	require.Equal(t, boom, err)
+}
+
+func TestDecodeBroken(t *testing.T) {
+	for _, tt := range brokenBodies {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := NewDecoder().Decode(tt.body)
+			require.Nil(t, m)
+			var fe *FrameError
+			require.ErrorAs(t, err, &fe)
+			require.Equal(t, tt.body[:min(len(tt.body), 32)], fe.Head)
+		})
+	}
+}
+
+// TestDecodeTruncated cuts every valid body at every byte: each cut must be
+// an error, since every message is one array whose length demands the rest.
+func TestDecodeTruncated(t *testing.T) {
+	d := NewDecoder()
+	for _, s := range samples() {
+		body := encode(t, s.msg)
+		for n := range min(len(body), 200) {
+			_, err := d.Decode(body[:n])
+			var fe *FrameError
+			require.ErrorAs(t, err, &fe, "%s cut to %d bytes", s.name, n)
+		}
+	}
+}
+
+// TestDecodeLengthsAllocate checks that lengths in a body are checked against
+// its size before anything is allocated: a few bytes must not cost megabytes.
+func TestDecodeLengthsAllocate(t *testing.T) {
+	const runs = 20
+	d := NewDecoder()
+	for _, tt := range brokenBodies {
+		before := heapAllocated()
+		for range runs {
+			_, err := d.Decode(tt.body)
+			require.Error(t, err)
+		}
+		perDecode := (heapAllocated() - before) / runs
+		assert.Less(t, perDecode, uint64(64<<10), "%s: bytes allocated per decode", tt.name)
+	}
+}
+
+// TestDecodeAliases checks the documented zero-copy: byte fields point into
+// the body, and are capped so appending to one cannot overwrite the next.
+func TestDecodeAliases(t *testing.T) {
+	t.Run("run args", func(t *testing.T) {
+		body := encode(t, &Run{ID: 1, Task: "t", Args: [][]byte{[]byte("first"), []byte("second")}})
+		m, err := NewDecoder().Decode(body)
+		require.NoError(t, err)
+		args := m.(*Run).Args
+
+		body[bytes.Index(body, []byte("first"))] = 'F'
+		require.Equal(t, "First", string(args[0]))
+
+		_ = append(args[0], "XXXXXXXX"...)
+		require.Equal(t, "second", string(args[1]))
+	})
+	t.Run("result values", func(t *testing.T) {
+		body := encode(t, &Result{ID: 1, Items: []Item{{Value: []byte("first")}, {Value: []byte("second")}}})
+		m, err := NewDecoder().Decode(body)
+		require.NoError(t, err)
+		items := m.(*Result).Items
+
+		body[bytes.Index(body, []byte("second"))] = 'S'
+		require.Equal(t, "Second", string(items[1].Value))
+
+		_ = append(items[0].Value, "XXXXXXXX"...)
+		require.Equal(t, "Second", string(items[1].Value))
+	})
+}
+
+func TestShowBytes(t *testing.T) {
+	tests := []struct {
+		in   []byte
+		want string
+	}{
+		{[]byte("ok"), `6f 6b ("ok")`},
+		{[]byte{0x00, 0xff}, `00 ff ("\x00\xff")`},
+		{nil, ` ("")`},
+		{[]byte(strings.Repeat("a", 40)), strings.TrimSpace(strings.Repeat("61 ", 32)) + ` … ("` + strings.Repeat("a", 32) + `")`},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, ShowBytes(tt.in))
+	}
+}
+
+func TestFrameErrorMessage(t *testing.T) {
+	inner := errors.New("inner")
+	assert.Equal(t, "garbled frame: why", (&FrameError{Reason: "why", Err: inner}).Error())
+	err := &FrameError{Reason: "why", Head: []byte("ab"), Err: inner}
+	assert.Equal(t, `garbled frame: why; data starts 61 62 ("ab")`, err.Error())
+	assert.ErrorIs(t, err, inner)
+}
+
+func TestKindString(t *testing.T) {
+	names := map[Kind]string{KindHello: "hello", KindSetup: "setup", KindReady: "ready", KindRun: "run", KindResult: "result", KindCancel: "cancel", 0: "kind(0)", 200: "kind(200)"}
+	for k, want := range names {
+		assert.Equal(t, want, k.String())
+	}
+}
