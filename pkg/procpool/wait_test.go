@@ -5,19 +5,20 @@ import (
 	"fmt"
 	"log"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/procpool/procpool/pkg/procpool"
 )
 
-// submitSleeps submits one Sleep per duration, in order.
-func submitSleeps(p *procpool.Pool, ms ...int) []*procpool.Future[int] {
+// waitSleeps submits one Sleep per duration, in order.
+func waitSleeps(p *procpool.Pool, ms ...int) []*procpool.Future[int] {
 	fs := make([]*procpool.Future[int], len(ms))
 	for i, d := range ms {
 		fs[i] = Sleep.Submit(p, d)
@@ -25,8 +26,8 @@ func submitSleeps(p *procpool.Pool, ms ...int) []*procpool.Future[int] {
 	return fs
 }
 
-// collect runs AsCompleted to the end and returns what it yielded.
-func collect(c context.Context, fs ...*procpool.Future[int]) (got []*procpool.Future[int], errs []error) {
+// waitCollect runs AsCompleted to the end and returns what it yielded.
+func waitCollect(c context.Context, fs ...*procpool.Future[int]) (got []*procpool.Future[int], errs []error) {
 	for f, err := range procpool.AsCompleted(c, fs...) {
 		got = append(got, f)
 		errs = append(errs, err)
@@ -34,7 +35,19 @@ func collect(c context.Context, fs ...*procpool.Future[int]) (got []*procpool.Fu
 	return got, errs
 }
 
-func values(t *testing.T, fs []*procpool.Future[int]) []int {
+// waitPositions says where each of some is in all, or -1 for nil. The tests
+// compare positions, not futures: testify prints a mismatched future field by
+// field, racing with the pool that owns it.
+func waitPositions(all, some []*procpool.Future[int]) []int {
+	ps := make([]int, len(some))
+	for i, f := range some {
+		ps[i] = slices.Index(all, f)
+	}
+	return ps
+}
+
+// waitValues returns the results of futures that must have succeeded.
+func waitValues(t *testing.T, fs []*procpool.Future[int]) []int {
 	t.Helper()
 	vs := make([]int, len(fs))
 	for i, f := range fs {
@@ -48,11 +61,11 @@ func values(t *testing.T, fs []*procpool.Future[int]) []int {
 func TestAsCompletedYieldsInCompletionOrder(t *testing.T) {
 	// A worker each, and no prefetch, so that no call waits behind another.
 	p, _ := newPool(t, procpool.Config{Workers: 3, Prefetch: 1})
-	fs := submitSleeps(p, 300, 10, 150)
-	got, errs := collect(ctx(t), fs...)
+	fs := waitSleeps(p, 600, 20, 300)
+	got, errs := waitCollect(ctx(t), fs...)
 	assert.Equal(t, []error{nil, nil, nil}, errs)
-	assert.Equal(t, []*procpool.Future[int]{fs[1], fs[2], fs[0]}, got)
-	assert.Equal(t, []int{10, 150, 300}, values(t, got))
+	assert.Equal(t, []int{1, 2, 0}, waitPositions(fs, got))
+	assert.Equal(t, []int{20, 300, 600}, waitValues(t, got))
 	require.NoError(t, p.Close())
 }
 
@@ -64,8 +77,9 @@ func TestAsCompletedYieldsDoneFuturesFirst(t *testing.T) {
 	}
 	slow := Sleep.Submit(p, 100)
 
-	got, errs := collect(ctx(t), slow, sq3, bad, sq2, sq3, slow)
-	require.Equal(t, []*procpool.Future[int]{sq3, bad, sq2, slow}, got,
+	fs := []*procpool.Future[int]{slow, sq3, bad, sq2, sq3, slow}
+	got, errs := waitCollect(ctx(t), fs...)
+	require.Equal(t, []int{1, 2, 3, 0}, waitPositions(fs, got),
 		"the done futures first, in argument order, then the slow one; each once")
 	assert.NoError(t, errs[0])
 	var re *procpool.RemoteError
@@ -83,7 +97,7 @@ func TestAsCompletedStopsWhenTheContextEnds(t *testing.T) {
 		t.Run(fmt.Sprintf("cancelled mid-iteration with %d slow", slow), func(t *testing.T) {
 			p, _ := newPool(t, procpool.Config{Workers: 2, Prefetch: 1})
 			fast := Sleep.Submit(p, 20)
-			fs := append([]*procpool.Future[int]{fast}, submitSleeps(p, repeat(60_000, slow)...)...)
+			fs := append([]*procpool.Future[int]{fast}, waitSleeps(p, waitRepeat(60_000, slow)...)...)
 			c, cancel := context.WithCancel(ctx(t))
 			defer cancel()
 			var got []*procpool.Future[int]
@@ -93,7 +107,7 @@ func TestAsCompletedStopsWhenTheContextEnds(t *testing.T) {
 				errs = append(errs, err)
 				cancel()
 			}
-			assert.Equal(t, []*procpool.Future[int]{fast, nil}, got)
+			assert.Equal(t, []int{0, -1}, waitPositions(fs, got))
 			assert.Equal(t, []error{nil, context.Canceled}, errs)
 		})
 	}
@@ -103,9 +117,10 @@ func TestAsCompletedStopsWhenTheContextEnds(t *testing.T) {
 		c, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		got, errs := collect(c, submitSleeps(p, 60_000, 60_000)...)
+		fs := waitSleeps(p, 60_000, 60_000)
+		got, errs := waitCollect(c, fs...)
 		assert.Less(t, time.Since(start), 10*time.Second)
-		assert.Equal(t, []*procpool.Future[int]{nil}, got)
+		assert.Equal(t, []int{-1}, waitPositions(fs, got))
 		assert.Equal(t, []error{context.DeadlineExceeded}, errs)
 	})
 
@@ -116,13 +131,14 @@ func TestAsCompletedStopsWhenTheContextEnds(t *testing.T) {
 		slow := Sleep.Submit(p, 60_000)
 		c, cancel := context.WithCancel(ctx(t))
 		cancel()
-		got, errs := collect(c, slow, done)
-		assert.Equal(t, []*procpool.Future[int]{done, nil}, got, "ctx bounds only the waiting")
+		fs := []*procpool.Future[int]{slow, done}
+		got, errs := waitCollect(c, fs...)
+		assert.Equal(t, []int{1, -1}, waitPositions(fs, got), "ctx bounds only the waiting")
 		assert.Equal(t, []error{nil, context.Canceled}, errs)
 	})
 }
 
-func repeat(v, n int) []int {
+func waitRepeat(v, n int) []int {
 	s := make([]int, n)
 	for i := range s {
 		s[i] = v
@@ -132,25 +148,45 @@ func repeat(v, n int) []int {
 
 func TestAsCompletedBreakingEarlyLeaksNothing(t *testing.T) {
 	p, _ := newPool(t, procpool.Config{Workers: 2, Prefetch: 1})
-	ignore := goleak.IgnoreCurrent()
-	before := runtime.NumGoroutine()
 	fast := Sleep.Submit(p, 200)
-	fs := append([]*procpool.Future[int]{fast}, submitSleeps(p, repeat(60_000, 1000)...)...)
-	require.False(t, isDoneNow(fast), "the fast future is still pending, so AsCompleted must start its watchers")
+	fs := append([]*procpool.Future[int]{fast}, waitSleeps(p, waitRepeat(60_000, 1000)...)...)
+	require.False(t, waitIsDone(fast), "the fast future is still pending, so AsCompleted must start its watchers")
 
 	n := 0
 	for f, err := range procpool.AsCompleted(ctx(t), fs...) {
 		require.NoError(t, err)
-		require.Same(t, fast, f)
-		assert.Less(t, runtime.NumGoroutine()-before, len(fs)/10, "no goroutine per future")
+		require.True(t, f == fast)
+		// This goroutine, and one watcher per group of futures.
+		assert.Greater(t, waitGoroutines(), 1, "watchers")
+		assert.Less(t, waitGoroutines(), len(fs)/10, "no goroutine per future")
 		n++
 		break
 	}
 	assert.Equal(t, 1, n)
-	goleak.VerifyNone(t, ignore)
+	assert.Zero(t, waitGoroutines(), "the watchers are gone when the loop ends")
 }
 
-func isDoneNow(f *procpool.Future[int]) bool {
+// waitGoroutines counts the goroutines that are running code of wait.go.
+func waitGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	k := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "/pkg/procpool/wait.go:") {
+			k++
+		}
+	}
+	return k
+}
+
+func waitIsDone(f *procpool.Future[int]) bool {
 	select {
 	case <-f.Done():
 		return true
@@ -195,10 +231,10 @@ func TestWait(t *testing.T) {
 
 	t.Run("FirstCompleted", func(t *testing.T) {
 		p, _ := newPool(t, procpool.Config{Workers: 3, Prefetch: 1})
-		fs := submitSleeps(p, 60_000, 10, 60_000)
+		fs := waitSleeps(p, 60_000, 10, 60_000)
 		done, pending := procpool.Wait(ctx(t), fs, procpool.FirstCompleted)
-		assert.Equal(t, futures{fs[1]}, done)
-		assert.Equal(t, futures{fs[0], fs[2]}, pending, "in input order")
+		assert.Equal(t, []int{1}, waitPositions(fs, done))
+		assert.Equal(t, []int{0, 2}, waitPositions(fs, pending), "in input order")
 	})
 
 	t.Run("FirstCompleted with one already done", func(t *testing.T) {
@@ -207,10 +243,11 @@ func TestWait(t *testing.T) {
 		<-sq.Done()
 		slow := Sleep.Submit(p, 60_000)
 		start := time.Now()
-		done, pending := procpool.Wait(ctx(t), futures{slow, sq}, procpool.FirstCompleted)
+		fs := futures{slow, sq}
+		done, pending := procpool.Wait(ctx(t), fs, procpool.FirstCompleted)
 		assert.Less(t, time.Since(start), 10*time.Second)
-		assert.Equal(t, futures{sq}, done)
-		assert.Equal(t, futures{slow}, pending)
+		assert.Equal(t, []int{1}, waitPositions(fs, done))
+		assert.Equal(t, []int{0}, waitPositions(fs, pending))
 	})
 
 	t.Run("FirstError", func(t *testing.T) {
@@ -218,9 +255,10 @@ func TestWait(t *testing.T) {
 		ok := Sleep.Submit(p, 2000)
 		bad := Fail.Submit(p, "disk full")
 		slow := Sleep.Submit(p, 60_000)
-		done, pending := procpool.Wait(ctx(t), futures{ok, bad, slow}, procpool.FirstError)
-		assert.Equal(t, futures{bad}, done)
-		assert.Equal(t, futures{ok, slow}, pending)
+		fs := futures{ok, bad, slow}
+		done, pending := procpool.Wait(ctx(t), fs, procpool.FirstError)
+		assert.Equal(t, []int{1}, waitPositions(fs, done))
+		assert.Equal(t, []int{0, 2}, waitPositions(fs, pending))
 		_, err := bad.Get(ctx(t))
 		var re *procpool.RemoteError
 		require.ErrorAs(t, err, &re)
@@ -231,9 +269,9 @@ func TestWait(t *testing.T) {
 		p, _ := newPool(t, procpool.Config{Workers: 2, Prefetch: 1})
 		fs := futures{Sleep.Submit(p, 150), Square.Submit(p, 3), Sleep.Submit(p, 50)}
 		done, pending := procpool.Wait(ctx(t), fs, procpool.FirstError)
-		assert.Equal(t, fs, done)
-		assert.Empty(t, pending)
-		assert.Equal(t, []int{150, 9, 50}, values(t, done))
+		assert.Equal(t, []int{0, 1, 2}, waitPositions(fs, done))
+		assert.Empty(t, waitPositions(fs, pending))
+		assert.Equal(t, []int{150, 9, 50}, waitValues(t, done))
 		require.NoError(t, p.Close())
 	})
 
@@ -241,8 +279,8 @@ func TestWait(t *testing.T) {
 		p, _ := newPool(t, procpool.Config{Workers: 2, Prefetch: 1})
 		fs := futures{Sleep.Submit(p, 150), Fail.Submit(p, "no"), Square.Submit(p, 3), Sleep.Submit(p, 50)}
 		done, pending := procpool.Wait(ctx(t), append(fs, fs[0]), procpool.AllCompleted)
-		assert.Equal(t, fs, done, "in input order, without the duplicate")
-		assert.Empty(t, pending)
+		assert.Equal(t, []int{0, 1, 2, 3}, waitPositions(fs, done), "in input order, without the duplicate")
+		assert.Empty(t, waitPositions(fs, pending))
 		require.NoError(t, p.Close())
 	})
 
@@ -253,11 +291,12 @@ func TestWait(t *testing.T) {
 			c, cancel := context.WithTimeout(ctx(t), 50*time.Millisecond)
 			defer cancel()
 			start := time.Now()
-			done, pending := procpool.Wait(c, futures{slow}, until)
+			fs := futures{slow}
+			done, pending := procpool.Wait(c, fs, until)
 			assert.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond)
 			assert.Less(t, time.Since(start), 10*time.Second)
-			assert.Empty(t, done)
-			assert.Equal(t, futures{slow}, pending)
+			assert.Empty(t, waitPositions(fs, done))
+			assert.Equal(t, []int{0}, waitPositions(fs, pending))
 		})
 	}
 
@@ -268,8 +307,8 @@ func TestWait(t *testing.T) {
 		defer cancel()
 		done, pending := procpool.Wait(c, fs, procpool.AllCompleted)
 		require.ErrorIs(t, c.Err(), context.DeadlineExceeded)
-		assert.Equal(t, fs[1:], done)
-		assert.Equal(t, fs[:1], pending)
+		assert.Equal(t, []int{1, 2}, waitPositions(fs, done))
+		assert.Equal(t, []int{0}, waitPositions(fs, pending))
 	})
 
 	t.Run("unknown condition", func(t *testing.T) {
@@ -285,7 +324,7 @@ func ExampleAsCompleted() {
 	defer p.Close()
 
 	var fs []*procpool.Future[int]
-	for _, ms := range []int{300, 10, 150} {
+	for _, ms := range []int{600, 20, 300} {
 		fs = append(fs, Sleep.Submit(p, ms))
 	}
 	// Each result is used as soon as it is ready, not in submission order.
@@ -297,9 +336,9 @@ func ExampleAsCompleted() {
 		fmt.Println("slept", v, "ms")
 	}
 	// Output:
-	// slept 10 ms
-	// slept 150 ms
+	// slept 20 ms
 	// slept 300 ms
+	// slept 600 ms
 }
 
 func ExampleWait() {
@@ -320,8 +359,9 @@ func ExampleWait() {
 
 // BenchmarkAsCompleted measures AsCompleted over 10,000 futures: "done" is
 // its own cost when every future has finished; "in flight" consumes the
-// futures while the pool still runs them, against "Get in order", which
-// waits for the same calls with no completion ordering at all.
+// futures while the pool still runs them. Two references run the same calls:
+// "Get in order", with no completion ordering at all, and "goroutine per
+// future", the simple design AsCompleted avoids.
 func BenchmarkAsCompleted(b *testing.B) {
 	const n = 10_000
 	newBenchPool := func(b *testing.B) *procpool.Pool {
@@ -387,6 +427,26 @@ func BenchmarkAsCompleted(b *testing.B) {
 		for b.Loop() {
 			for _, f := range submit(p) {
 				if _, err := f.Get(bg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		perFuture(b)
+	})
+	b.Run("goroutine per future", func(b *testing.B) {
+		p := newBenchPool(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			fs := submit(p)
+			out := make(chan *procpool.Future[int], len(fs))
+			for _, f := range fs {
+				go func() {
+					<-f.Done()
+					out <- f
+				}()
+			}
+			for range fs {
+				if _, err := (<-out).Get(bg); err != nil {
 					b.Fatal(err)
 				}
 			}
