@@ -42,6 +42,9 @@ type Config struct {
 	// OnCrash is what happens when a worker dies abruptly.
 	OnCrash CrashPolicy
 
+	// Backend is where tasks run: Processes (the default) or Goroutines.
+	Backend Backend
+
 	// Logger receives the pool's log lines and every worker's stderr, one
 	// sub-logger per worker. Default: an hclog logger named "procpool" whose
 	// level comes from the PROCPOOL_LOG_LEVEL environment variable.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -151,10 +152,13 @@ var (
 		if _, err := os.Stat(g); err == nil {
 			return struct{}{}, errors.New("greeting file exists: " + g)
 		}
-		greeting = g
+		greeting.Store(g)
 		return struct{}{}, nil
 	})
-	Greeting = procpool.Register("test.greeting", func(context.Context, struct{}) (string, error) { return greeting, nil })
+	Greeting = procpool.Register("test.greeting", func(context.Context, struct{}) (string, error) {
+		g, _ := greeting.Load().(string)
+		return g, nil
+	})
 	// Even squares even numbers and refuses odd ones.
 	Even = procpool.Register("test.even", func(_ context.Context, x int) (int, error) {
 		if x%2 != 0 {
@@ -167,7 +171,7 @@ var (
 
 var (
 	leaked   [][]byte
-	greeting string
+	greeting atomic.Value // a string; atomic, for the Goroutines backend shares it
 )
 
 // crash ends the worker process in one of many ways.

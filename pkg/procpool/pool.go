@@ -89,7 +89,7 @@ func New(cfg Config) (*Pool, error) {
 
 	procs := make([]*proc, 0, cfg.Workers)
 	for slot := range cfg.Workers {
-		w, err := p.startProc(slot)
+		w, err := p.startWorker(slot)
 		if err != nil {
 			p.Terminate()
 			return nil, fmt.Errorf("%w: %w", ErrStartup, err)

@@ -48,7 +48,8 @@ type proc struct {
 	w      *wire.Writer
 	fwd    *stderrlog.Forwarder
 
-	slot int // its place in the pool; a replacement takes the same
+	slot  int    // its place in the pool; a replacement takes the same
+	local *local // set for a goroutine worker, which has no process
 
 	// Guarded by pool.mu.
 	held      []*batch // runs sent or being sent, in the order sent
@@ -336,7 +337,15 @@ func (w *proc) signal() {
 	}
 }
 
-func (w *proc) closeStdin() { w.stdinOnce.Do(func() { w.stdin.Close() }) }
+// closeStdin asks the worker to exit: a process at the end of its stdin, a
+// goroutine when it is next idle.
+func (w *proc) closeStdin() {
+	if w.local != nil {
+		w.local.stopOnce.Do(func() { close(w.local.stop) })
+		return
+	}
+	w.stdinOnce.Do(func() { w.stdin.Close() })
+}
 
 // forwardStderr copies the worker's stderr into the log.
 func (w *proc) forwardStderr() {
@@ -373,8 +382,13 @@ func (w *proc) waitExit() {
 func (w *proc) kill(why string) { w.signalGroup(unix.SIGKILL, why) }
 
 // signalGroup sends sig to the worker's process group, unless it has been
-// reaped (its pid could then name another process), recording why.
+// reaped (its pid could then name another process), recording why. A
+// goroutine worker cannot be signalled: it is abandoned.
 func (w *proc) signalGroup(sig unix.Signal, why string) {
+	if w.local != nil {
+		w.abandon(why)
+		return
+	}
 	w.killMu.Lock()
 	defer w.killMu.Unlock()
 	if w.reason == "" {
@@ -421,9 +435,25 @@ func (w *proc) exit(streamErr error) {
 		}
 	}
 	e.Err = w.initErr
+	w.report(e)
+}
+
+// report hands the end of the worker to the pool, and starts its
+// replacement if the pool wants one.
+func (w *proc) report(e *WorkerExitError) {
 	w.exitErr = e
 	if w.pool.onExit(w, e) {
 		w.pool.respawn(w.slot)
 	}
 	close(w.finished)
+}
+
+// requestCancel asks the worker to cancel run id. It runs under p.mu.
+func (w *proc) requestCancel(id uint64) {
+	if w.local != nil {
+		w.local.cancelRun(id)
+		return
+	}
+	w.cancels = append(w.cancels, id)
+	w.signal()
 }

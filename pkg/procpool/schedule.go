@@ -105,6 +105,9 @@ func (p *Pool) assign(w *proc, runs []*batch) ([]*batch, []uint64) {
 func (p *Pool) deliver(w *proc, res *wire.Result, rss int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if w.gone {
+		return errGone
+	}
 	if len(w.held) == 0 || w.held[0].id != res.ID {
 		return fmt.Errorf("protocol error: result for run %d, which is not the next one the worker holds", res.ID)
 	}
@@ -131,7 +134,7 @@ func (p *Pool) deliver(w *proc, res *wire.Result, rss int64) error {
 		w.signal()
 	}
 	p.callStarted(w)
-	if rss > p.cfg.MaxMemoryPerWorker && !w.memExempt && !w.retiring {
+	if rss > p.cfg.MaxMemoryPerWorker && p.cfg.MaxMemoryPerWorker > 0 && !w.memExempt && !w.retiring {
 		w.log.Info("retiring worker: resident memory over MaxMemoryPerWorker", "rss", rss, "limit", p.cfg.MaxMemoryPerWorker)
 		w.retiring = true
 	}
@@ -219,8 +222,7 @@ func (p *Pool) cancel(bs ...*batch) {
 		case queued:
 			p.fail(b, func() error { return context.Canceled })
 		case running:
-			b.holder.cancels = append(b.holder.cancels, b.id)
-			b.holder.signal()
+			b.holder.requestCancel(b.id)
 		}
 	}
 }
@@ -250,8 +252,7 @@ func (p *Pool) abandon(b *batch, i int, err error) {
 	if b.got == i && i == len(b.out)-1 {
 		p.finish(b) // w still holds it; deliver and onExit skip it
 	}
-	w.cancels = append(w.cancels, b.id)
-	w.signal()
+	w.requestCancel(b.id)
 	if w.held[0] == b && b.got == i {
 		p.escalate(w)
 	}
@@ -462,7 +463,7 @@ func (p *Pool) respawn(slot int) {
 	p.restarts[slot]++
 	p.mu.Unlock()
 
-	w, err := p.startProc(slot)
+	w, err := p.startWorker(slot)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
