@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 
@@ -33,13 +34,29 @@ var role = os.Getenv(wire.EnvRole)
 // IsWorker reports whether this process was started as a pool worker.
 func IsWorker() bool { return role != "" }
 
+// EnvCPUProfile names an environment variable: when it is set, each worker
+// writes a CPU profile of its life to the file it names, with ".<pid>"
+// appended. A pool's hot path is half in its workers; this shows that half.
+const EnvCPUProfile = "PROCPOOL_WORKER_CPUPROFILE"
+
+// exit ends the worker process, first finishing the CPU profile, if any.
+func exit(code int) {
+	pprof.StopCPUProfile()
+	os.Exit(code)
+}
+
 // Serve runs the worker until its parent closes the protocol stream, then
 // exits the process. It never returns.
 func Serve() {
+	if path := os.Getenv(EnvCPUProfile); path != "" {
+		if f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid())); err == nil {
+			pprof.StartCPUProfile(f)
+		}
+	}
 	in, out, err := protectStreams()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "procpool worker: set up protocol streams: %v\n", err)
-		os.Exit(ExitProtocol)
+		exit(ExitProtocol)
 	}
 	// Processes a task starts are not workers, even if they are this binary.
 	os.Unsetenv(wire.EnvRole)
@@ -52,9 +69,9 @@ func Serve() {
 	}
 	if err := s.serve(); err != nil {
 		fmt.Fprintf(os.Stderr, "procpool worker: %v\n", err)
-		os.Exit(ExitProtocol)
+		exit(ExitProtocol)
 	}
-	os.Exit(0)
+	exit(0)
 }
 
 // protectStreams moves the protocol off fds 0 and 1 onto close-on-exec
@@ -113,7 +130,7 @@ func (s *server) serve() error {
 	c := codec.New()
 	ready := &wire.Ready{}
 	if setup.InitTask != "" {
-		ready.Init = call(context.Background(), c, setup.InitTask, setup.InitArg)
+		ready.Init = registry.Get(setup.InitTask)(context.Background(), c, setup.InitArg)
 		c.Reset()
 	}
 	if err := s.send(ready); err != nil {
@@ -177,11 +194,11 @@ func (s *server) readLoop() {
 	for {
 		m, err := s.read()
 		if err == io.EOF {
-			os.Exit(0)
+			exit(0)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "procpool worker: read from parent: %v\n", err)
-			os.Exit(ExitProtocol)
+			exit(ExitProtocol)
 		}
 		switch m := m.(type) {
 		case *wire.Run:
@@ -199,7 +216,7 @@ func (s *server) readLoop() {
 			s.mu.Unlock()
 		default:
 			fmt.Fprintf(os.Stderr, "procpool worker: unexpected %T message from parent\n", m)
-			os.Exit(ExitProtocol)
+			exit(ExitProtocol)
 		}
 	}
 }
@@ -227,8 +244,9 @@ func (s *server) execute(c *codec.Codec, r *wire.Run, budget int) error {
 
 	res := &wire.Result{ID: r.ID, Items: make([]wire.Item, 0, len(r.Args))}
 	size := 0
+	h := registry.Get(r.Task)
 	for i, arg := range r.Args {
-		it := s.callOne(runCtx, c, r.Task, arg)
+		it := s.callOne(runCtx, c, h, arg)
 		n := itemSize(&it)
 		if n > budget {
 			it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), budget)}
@@ -262,16 +280,16 @@ func (s *server) execute(c *codec.Codec, r *wire.Run, budget int) error {
 
 // callOne runs one call; in progress mode under a context of its own, so
 // that cancelling it spares the rest of the run.
-func (s *server) callOne(runCtx context.Context, c *codec.Codec, task string, arg []byte) wire.Item {
+func (s *server) callOne(runCtx context.Context, c *codec.Codec, h registry.Handler, arg []byte) wire.Item {
 	if !s.progress {
-		return call(runCtx, c, task, arg)
+		return h(runCtx, c, arg)
 	}
 	ctx, cancel := context.WithCancel(runCtx)
 	defer cancel()
 	s.mu.Lock()
 	s.cancel = cancel
 	s.mu.Unlock()
-	return call(ctx, c, task, arg)
+	return h(ctx, c, arg)
 }
 
 // sendPart writes the results so far as a part (More set) and empties res.
@@ -287,15 +305,6 @@ func (s *server) sendPart(c *codec.Codec, res *wire.Result, next *wire.Item) err
 	c.Reset()
 	res.Items, res.More = res.Items[:0], false
 	return nil
-}
-
-// call runs one call of the named task.
-func call(ctx context.Context, c *codec.Codec, task string, arg []byte) wire.Item {
-	h, ok := registry.Lookup(task)
-	if !ok {
-		return wire.Item{Status: wire.StatusUnknownTask, Message: fmt.Sprintf("no task %q is registered in worker pid %d", task, os.Getpid())}
-	}
-	return h(ctx, c, arg)
 }
 
 // itemSize bounds the encoded size of an item.

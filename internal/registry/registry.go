@@ -6,6 +6,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -54,6 +55,17 @@ func Lookup(name string) (Handler, bool) {
 	defer mu.RUnlock()
 	e, ok := entries[name]
 	return e.handler, ok
+}
+
+// Get returns the handler of a task; for a name nobody registered, one
+// whose every call fails with StatusUnknownTask.
+func Get(name string) Handler {
+	if h, ok := Lookup(name); ok {
+		return h
+	}
+	return func(context.Context, *codec.Codec, []byte) wire.Item {
+		return wire.Item{Status: wire.StatusUnknownTask, Message: fmt.Sprintf("no task %q is registered in process %d", name, os.Getpid())}
+	}
 }
 
 // Names returns the registered task names, sorted.

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Kind tags each message; it is the first element of every frame body.
@@ -232,34 +233,42 @@ func (m *Cancel) decode(d *Decoder) error {
 	return d.dec.Decode(&m.ID)
 }
 
-// An OK item is [status, value]; any other is [status, message, stack].
+// An OK item is its value alone, a byte string; any other is the array
+// [status, message, stack]. Results are mostly OK, and this keeps them to a
+// byte-string header and the value.
 func (it *Item) encode(e *msgpack.Encoder) error {
 	if it.Status == StatusOK {
-		return firstErr(e.EncodeArrayLen(2), e.EncodeUint(uint64(StatusOK)), e.EncodeBytes(it.Value))
+		return e.EncodeBytes(it.Value)
 	}
 	return firstErr(e.EncodeArrayLen(3), e.EncodeUint(uint64(it.Status)), e.EncodeString(it.Message), e.EncodeString(it.Stack))
 }
 
 func (it *Item) decode(d *Decoder) error {
+	c, err := d.dec.PeekCode()
+	if err != nil {
+		return err
+	}
+	if !msgpcode.IsFixedArray(c) && c != msgpcode.Array16 && c != msgpcode.Array32 {
+		it.Status = StatusOK
+		it.Value, err = d.bin()
+		return err
+	}
 	n, err := d.arrayLen()
 	if err != nil {
 		return err
 	}
-	if err := d.dec.Decode(&it.Status); err != nil {
+	status, err := d.dec.DecodeUint8()
+	if err != nil {
 		return err
 	}
-	switch {
-	case it.Status == StatusOK && n == 2:
-		it.Value, err = d.bin()
-		return err
-	case it.Status != StatusOK && n == 3:
-		if it.Message, err = d.str(); err != nil {
-			return err
-		}
-		it.Stack, err = d.str()
+	if it.Status = Status(status); it.Status == StatusOK || n != 3 {
+		return fmt.Errorf("item with status %d has %d fields", it.Status, n)
+	}
+	if it.Message, err = d.str(); err != nil {
 		return err
 	}
-	return fmt.Errorf("item with status %d has %d fields", it.Status, n)
+	it.Stack, err = d.str()
+	return err
 }
 
 // Encoder encodes message bodies into one reused buffer.

@@ -1,6 +1,6 @@
 package procpool
 
-import "github.com/procpool/procpool/internal/wire"
+import "time"
 
 // batch is the unit of scheduling: one Run message, a chunk of calls of one
 // task. A Submit is a batch of one call; Map makes a batch per chunk.
@@ -13,10 +13,12 @@ type batch struct {
 	state batchState
 	done  func() // called once, under the pool's lock, when every outcome is set
 
-	holder *proc  // the worker holding it, while running
-	tries  int    // times its calls were lost with a worker
-	parent *batch // for a call split from a lost chunk: the chunk
-	left   int    // for a lost chunk: calls split from it not yet finished
+	first  int       // index of its first call in the caller's input (Map)
+	holder *proc     // the worker holding it, while running
+	sent   time.Time // when it was given to holder
+	tries  int       // times its calls were lost with a worker
+	parent *batch    // for a call split from a lost chunk: the chunk
+	left   int       // for a lost chunk: calls split from it not yet finished
 }
 
 type batchState int
@@ -27,11 +29,12 @@ const (
 	finished                       // every outcome set
 )
 
-// outcome is how one call ended: a result from the worker, or a local error
-// (the pool broke, the call was cancelled, ...).
+// outcome is how one call ended: its encoded result, or an error, from the
+// worker (the task's own) or from the pool (the worker died, the call was
+// cancelled, ...).
 type outcome struct {
-	item wire.Item
-	err  error
+	value []byte
+	err   error
 }
 
 func newBatch(task string, args [][]byte, done func()) *batch {

@@ -58,8 +58,10 @@ type Config struct {
 	// the chunk size. Default 1 MiB.
 	MaxChunkBytes int
 
-	// Prefetch is the number of chunks a worker holds at once, so that it
-	// finds the next one waiting when it finishes one. Default 2.
+	// Prefetch is the least number of chunks a worker holds at once, so
+	// that it finds the next one waiting when it finishes one. Default 2.
+	// When chunks take a worker only microseconds, it holds more, enough to
+	// cover a round trip through the parent, up to 64.
 	Prefetch int
 
 	// WorkerGOMAXPROCS is GOMAXPROCS in each worker. Default: the CPUs

@@ -98,11 +98,15 @@ func (e *WorkerExitError) Error() string {
 }
 
 // headline picks the line of a stderr tail that says most: the start of a
-// crash report, or else the last line.
+// crash report, with the signal line that may follow it, or else the last
+// line.
 func headline(tail string) string {
 	lines := strings.Split(strings.TrimRight(tail, "\n"), "\n")
-	for _, l := range lines {
+	for i, l := range lines {
 		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+			if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "[signal ") {
+				l += " " + lines[i+1]
+			}
 			return l
 		}
 	}

@@ -18,7 +18,9 @@ func Window(n int) MapOption { return func(o *mapOptions) { o.window = n } }
 // in flight (see Window), so an endless input runs in constant memory. A
 // failed call yields its error and iteration goes on. Breaking out of the
 // loop cancels the chunks still in flight. If ctx ends, Imap yields ctx.Err()
-// once and stops.
+// once and stops. If the pool stops taking work (it broke, or was closed),
+// Imap yields what is in flight, then that error for the elements it had
+// read, and stops.
 //
 // Without Chunksize, the chunk size adapts: it starts at 1 and doubles while
 // chunks finish within a few milliseconds, halving when they take long, so
@@ -65,17 +67,15 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 		exhausted := false
 		for {
 			for len(inflight) < window && !exhausted {
-				f, err := t.launch(p, next, size.size, completed, ordered)
-				if err != nil {
-					var zero O
-					yield(zero, err)
-					return
-				}
-				if f == nil {
+				f, refused := t.launch(p, next, size.size, completed, ordered)
+				if f == nil || refused {
+					// The input is done, or the pool takes no more work:
+					// what is in flight is still yielded, then iteration ends.
 					exhausted = true
-					break
 				}
-				inflight = append(inflight, f)
+				if f != nil {
+					inflight = append(inflight, f)
+				}
 			}
 			if len(inflight) == 0 {
 				return
@@ -112,8 +112,9 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 }
 
 // launch reads up to n elements, encodes them and queues them as one chunk.
-// It returns nil when the input is exhausted.
-func (t *Task[I, O]) launch(p *Pool, next func() (I, bool), n int, completed chan *flight, ordered bool) (*flight, error) {
+// It returns nil when the input is exhausted. If the pool refuses the chunk
+// (it is broken or closed), every element read fails with the refusal.
+func (t *Task[I, O]) launch(p *Pool, next func() (I, bool), n int, completed chan *flight, ordered bool) (f *flight, refused bool) {
 	c := codec.Get()
 	defer codec.Put(c)
 	var errs []error
@@ -139,9 +140,9 @@ func (t *Task[I, O]) launch(p *Pool, next func() (I, bool), n int, completed cha
 		}
 	}
 	if len(errs) == 0 {
-		return nil, nil
+		return nil, false
 	}
-	f := &flight{errs: errs, done: make(chan struct{}), sent: time.Now()}
+	f = &flight{errs: errs, done: make(chan struct{}), sent: time.Now()}
 	finish := func() {
 		close(f.done)
 		if !ordered {
@@ -150,18 +151,25 @@ func (t *Task[I, O]) launch(p *Pool, next func() (I, bool), n int, completed cha
 	}
 	if len(spans) == 0 {
 		finish()
-		return f, nil
+		return f, false
 	}
 	arena := bytes.Clone(c.Bytes())
 	args := make([][]byte, len(spans))
 	for i, sp := range spans {
 		args[i] = arena[sp[0]:sp[1]:sp[1]]
 	}
-	f.b = newBatch(t.name, args, finish)
-	if err := p.enqueue(f.b); err != nil {
-		return nil, err
+	b := newBatch(t.name, args, finish)
+	if err := p.enqueue(b); err != nil {
+		for i := range f.errs {
+			if f.errs[i] == nil {
+				f.errs[i] = err
+			}
+		}
+		finish()
+		return f, true
 	}
-	return f, nil
+	f.b = b
+	return f, false
 }
 
 // yieldFlight yields the outcomes of a finished chunk in input order.

@@ -87,7 +87,7 @@ func (w *proc) serveLocal() {
 	defer w.local.release.Do(w.pool.wg.Done)
 	p, c := w.pool, codec.New()
 	if init := p.cfg.Initializer; init.task != "" {
-		it := callTask(context.Background(), c, init.task, init.arg)
+		it := registry.Get(init.task)(context.Background(), c, init.arg)
 		if err := itemError(init.task, &it); err != nil {
 			w.initErr = fmt.Errorf("%w: %w", ErrInitFailed, err)
 			w.localExit(w.initErr.Error())
@@ -131,6 +131,7 @@ func (w *proc) runLocal(c *codec.Codec, b *batch) bool {
 	l.mu.Unlock()
 
 	progress := p.cfg.TaskTimeout > 0
+	h := registry.Get(b.task)
 	items := make([]wire.Item, len(b.args))
 	spans := make([][2]int, len(b.args))
 	c.Reset()
@@ -143,7 +144,7 @@ func (w *proc) runLocal(c *codec.Codec, b *batch) bool {
 			l.mu.Unlock()
 		}
 		start := c.Len()
-		items[i] = callTask(callCtx, c, b.task, arg)
+		items[i] = h(callCtx, c, arg)
 		spans[i] = [2]int{start, c.Len()}
 		if cancelCall != nil {
 			cancelCall()
@@ -166,15 +167,6 @@ func (w *proc) runLocal(c *codec.Codec, b *batch) bool {
 		}
 	}
 	return p.deliver(w, &wire.Result{ID: b.id, Items: items}, -1) == nil
-}
-
-// callTask runs one call of the named task in this process.
-func callTask(ctx context.Context, c *codec.Codec, task string, arg []byte) wire.Item {
-	h, ok := registry.Lookup(task)
-	if !ok {
-		return wire.Item{Status: wire.StatusUnknownTask, Message: fmt.Sprintf("no task %q is registered", task)}
-	}
-	return h(ctx, c, arg)
 }
 
 // cancelRun cancels run id: the call in progress if it is running, or the

@@ -46,6 +46,8 @@ func TestMain(m *testing.M) {
 		time.Sleep(time.Hour)
 	}
 	procpool.Main()
+	// Under -race a process lingers a second at exit; workers need not.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	if os.Getenv("PROCPOOL_TEST_ROLE") == "parent" {
 		os.Exit(runParent())
 	}

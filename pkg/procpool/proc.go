@@ -52,17 +52,19 @@ type proc struct {
 	local *local // set for a goroutine worker, which has no process
 
 	// Guarded by pool.mu.
-	held      []*batch // runs sent or being sent, in the order sent
-	cancels   []uint64 // runs to send a Cancel for
-	isReady   bool     // handshake complete
-	stopping  bool     // the pool closed its stdin on purpose
-	retiring  bool     // takes no more work, then stops
-	memExempt bool     // started above MaxMemoryPerWorker: never retired for memory
-	onPurpose bool     // the pool is killing it: not a crash
-	gone      bool     // the pool has dealt with its end
-	assigned  int      // calls sent
-	done      int      // calls completed
-	callSeq   uint64   // counts calls started, to tell a stale timer
+	held      []*batch      // runs sent or being sent, in the order sent
+	cancels   []uint64      // runs to send a Cancel for
+	isReady   bool          // handshake complete
+	stopping  bool          // the pool closed its stdin on purpose
+	retiring  bool          // takes no more work, then stops
+	memExempt bool          // started above MaxMemoryPerWorker: never retired for memory
+	onPurpose bool          // the pool is killing it: not a crash
+	gone      bool          // the pool has dealt with its end
+	assigned  int           // calls sent
+	done      int           // calls completed
+	callSeq   uint64        // counts calls started, to tell a stale timer
+	service   time.Duration // running average of a run's time in the worker
+	lastDone  time.Time     // when its last run ended
 	timer     *time.Timer
 	initErr   error // the initializer's failure
 

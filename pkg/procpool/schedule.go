@@ -38,7 +38,7 @@ func (p *Pool) enqueue(bs ...*batch) error {
 // wakeIdle wakes the senders of workers with room for more.
 func (p *Pool) wakeIdle() {
 	for w := range p.procs {
-		if len(w.held) < p.cfg.Prefetch {
+		if len(w.held) < p.prefetch(w) {
 			w.signal()
 		}
 	}
@@ -74,7 +74,9 @@ func (p *Pool) assign(w *proc, runs []*batch) ([]*batch, []uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	wasIdle := len(w.held) == 0
-	for len(w.held) < p.cfg.Prefetch && w.isReady && !w.gone && !w.stopping && !w.retiring {
+	limit := p.prefetch(w)
+	now := time.Now()
+	for len(w.held) < limit && w.isReady && !w.gone && !w.stopping && !w.retiring {
 		if len(w.held) > 0 && p.wakeAnIdle(w) {
 			break // an idle worker takes it: spread first, prefetch second
 		}
@@ -82,7 +84,7 @@ func (p *Pool) assign(w *proc, runs []*batch) ([]*batch, []uint64) {
 		if b == nil {
 			break
 		}
-		b.state, b.holder = running, w
+		b.state, b.holder, b.sent = running, w, now
 		w.held = append(w.held, b)
 		w.assigned += len(b.args)
 		runs = append(runs, b)
@@ -120,13 +122,19 @@ func (p *Pool) deliver(w *proc, res *wire.Result, rss int64) error {
 		if o.err != nil {
 			continue // timed out or cancelled: the late result does not count
 		}
-		o.item = res.Items[i]
-		p.counts.record(&o.item)
+		if it := &res.Items[i]; it.Status == wire.StatusOK {
+			o.value = it.Value
+			p.counts.completed++
+		} else {
+			o.err = itemError(b.task, it)
+			p.counts.failed++
+		}
 	}
 	b.got += len(res.Items)
 	w.done += len(res.Items)
 	p.deaths = 0
 	if !res.More {
+		w.observe(b)
 		w.held = slices.Delete(w.held, 0, 1)
 		if b.state != finished {
 			p.finish(b)
@@ -143,6 +151,39 @@ func (p *Pool) deliver(w *proc, res *wire.Result, rss int64) error {
 		w.closeStdin()
 	}
 	return nil
+}
+
+const (
+	maxPrefetch = 64
+	// queueTarget is how long the runs a worker holds should keep it busy:
+	// long enough to hide a round trip through the parent, short enough
+	// not to hoard work another worker could take.
+	queueTarget = 500 * time.Microsecond
+)
+
+// prefetch is how many runs w may hold: Config.Prefetch, or more when its
+// runs are quick.
+func (p *Pool) prefetch(w *proc) int {
+	if w.service <= 0 {
+		return p.cfg.Prefetch
+	}
+	return max(p.cfg.Prefetch, min(maxPrefetch, int(queueTarget/w.service)))
+}
+
+// observe updates w's running average of how long a run takes it: from
+// when it could start b (sent, or the previous run done) to b's result.
+func (w *proc) observe(b *batch) {
+	now := time.Now()
+	took := now.Sub(b.sent)
+	if w.lastDone.After(b.sent) {
+		took = now.Sub(w.lastDone)
+	}
+	w.lastDone = now
+	if w.service == 0 {
+		w.service = took
+	} else {
+		w.service += (took - w.service) / 8
+	}
 }
 
 // markReady records that w completed its handshake and lets it take work.
@@ -364,12 +405,12 @@ func (p *Pool) onExit(w *proc, e *WorkerExitError) (respawn bool) {
 		p.breakPool(w, e, "initializer failed in a replacement worker")
 		return false
 	}
+	p.counts.deaths++
 	if p.cfg.OnCrash == Break {
 		p.breakPool(w, e, "worker died; the pool is broken")
 		return false
 	}
 	p.deaths++
-	p.counts.deaths++
 	w.log.Error("worker died; replacing it", "error", e, "held", describe(w.held), "stderr", e.Stderr)
 	p.salvage(w, e, false)
 	if p.deaths >= p.cfg.MaxConsecutiveDeaths {

@@ -4,8 +4,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"github.com/procpool/procpool/internal/wire"
 )
 
 // Stats is a snapshot of a pool's workers and of what became of its calls.
@@ -51,14 +49,6 @@ func (p *Pool) Stats() Stats {
 
 type counts struct {
 	completed, failed, lost, retried, timedOut, deaths int
-}
-
-func (c *counts) record(it *wire.Item) {
-	if it.Status == wire.StatusOK {
-		c.completed++
-	} else {
-		c.failed++
-	}
 }
 
 // residentMemory reads a process's resident set size from /proc, or -1.

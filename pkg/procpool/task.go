@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/procpool/procpool/internal/codec"
 	"github.com/procpool/procpool/internal/registry"
@@ -149,10 +148,7 @@ func decodeOutcome[O any](c *codec.Codec, task string, o *outcome, v *O) error {
 	if o.err != nil {
 		return o.err
 	}
-	if err := itemError(task, &o.item); err != nil {
-		return err
-	}
-	if err := c.Decode(o.item.Value, v); err != nil {
+	if err := c.Decode(o.value, v); err != nil {
 		return &CodecError{Task: task, Stage: DecodeResult, Message: fmt.Sprintf("decode result as %T: %v", *v, err), Err: err}
 	}
 	return nil
@@ -177,6 +173,10 @@ func Chunksize(n int) MapOption { return func(o *mapOptions) { o.chunksize = n }
 // returns the error of the first failed element in input order, once every
 // chunk has ended. If ctx ends first, Map cancels the chunks no worker has
 // taken and returns ctx.Err().
+//
+// Map encodes and queues chunk by chunk, so the workers start on the first
+// while the rest are encoded, and decodes each chunk's results as it comes
+// back, while the workers run the others.
 func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption) ([]O, error) {
 	var o mapOptions
 	for _, opt := range opts {
@@ -185,70 +185,103 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	size := o.chunksize
+	if size <= 0 {
+		size = max(1, (len(in)+4*p.cfg.Workers-1)/(4*p.cfg.Workers))
+	}
+	var back returns
+	back.signal = make(chan struct{}, 1)
 	c := codec.New()
 	args := make([][]byte, len(in))
+	var batches, group []*batch
+	queue := func(start, end int) error {
+		b := newBatch(t.name, args[start:end], nil)
+		b.first = start
+		b.done = func() { back.add(b) }
+		batches = append(batches, b)
+		// Queue in growing groups: the first chunk at once, later ones
+		// many per lock.
+		if group = append(group, b); len(group) >= min(max(1, len(batches)-len(group)), 256) || end == len(in) {
+			err := p.enqueue(group...)
+			group = group[:0]
+			return err
+		}
+		return nil
+	}
+	start, bytes := 0, 0
 	for i := range in {
 		a, err := c.Encode(in[i])
 		if err == nil {
 			err = p.fits(t.name, a)
 		}
 		if err != nil {
+			p.cancel(batches...)
 			return nil, fmt.Errorf("map element %d: %w", i, &CodecError{Task: t.name, Stage: EncodeArgument, Message: err.Error(), Err: err})
 		}
 		args[i] = a
-	}
-	size := o.chunksize
-	if size <= 0 {
-		size = max(1, (len(in)+4*p.cfg.Workers-1)/(4*p.cfg.Workers))
-	}
-	var left atomic.Int64
-	done := make(chan struct{})
-	finish := func() {
-		if left.Add(-1) == 0 {
-			close(done)
-		}
-	}
-	batches := p.chunk(t.name, args, size, finish)
-	left.Store(int64(len(batches)))
-	if len(batches) == 0 {
-		close(done)
-	} else if err := p.enqueue(batches...); err != nil {
-		return nil, err
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		p.cancel(batches...)
-		return nil, ctx.Err()
-	}
-	out := make([]O, len(in))
-	i := 0
-	for _, b := range batches {
-		for j := range b.out {
-			if err := decodeOutcome(c, t.name, &b.out[j], &out[i]); err != nil {
-				return nil, fmt.Errorf("map element %d: %w", i, err)
+		if n := len(a) + 5; i > start && (i-start == size || bytes+n > p.cfg.MaxChunkBytes) {
+			if err := queue(start, i); err != nil {
+				p.cancel(batches...)
+				return nil, err
 			}
-			i++
+			start, bytes = i, 0
 		}
+		bytes += len(a) + 5
+	}
+	if start < len(in) {
+		if err := queue(start, len(in)); err != nil {
+			p.cancel(batches...)
+			return nil, err
+		}
+	}
+
+	out := make([]O, len(in))
+	firstErr, firstAt := error(nil), len(in)
+	for left := len(batches); left > 0; {
+		select {
+		case <-back.signal:
+		case <-ctx.Done():
+			p.cancel(batches...)
+			return nil, ctx.Err()
+		}
+		for _, b := range back.take() {
+			left--
+			for j := range b.out {
+				at := b.first + j
+				if err := decodeOutcome(c, t.name, &b.out[j], &out[at]); err != nil && at < firstAt {
+					firstErr, firstAt = err, at
+				}
+			}
+		}
+	}
+	if firstErr != nil {
+		return nil, fmt.Errorf("map element %d: %w", firstAt, firstErr)
 	}
 	return out, nil
 }
 
-// chunk splits encoded arguments into batches of at most size calls and at
-// most Config.MaxChunkBytes of arguments.
-func (p *Pool) chunk(task string, args [][]byte, size int, done func()) []*batch {
-	var bs []*batch
-	start, bytes := 0, 0
-	for i, a := range args {
-		n := len(a) + 5
-		if i > start && (i-start == size || bytes+n > p.cfg.MaxChunkBytes) {
-			bs = append(bs, newBatch(task, args[start:i], done))
-			start, bytes = i, 0
-		}
-		bytes += n
+// returns collects the batches of a Map as they finish. add runs under the
+// pool's lock, so it must not block: it appends and signals.
+type returns struct {
+	mu     sync.Mutex
+	done   []*batch
+	signal chan struct{}
+}
+
+func (r *returns) add(b *batch) {
+	r.mu.Lock()
+	r.done = append(r.done, b)
+	r.mu.Unlock()
+	select {
+	case r.signal <- struct{}{}:
+	default:
 	}
-	if start < len(args) {
-		bs = append(bs, newBatch(task, args[start:], done))
-	}
-	return bs
+}
+
+func (r *returns) take() []*batch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	done := r.done
+	r.done = nil
+	return done
 }
