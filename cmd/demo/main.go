@@ -1,131 +1,247 @@
-// Command demo runs real work through a process pool and shows what happens
-// when a worker crashes.
+// Command demo is procpool's crash-recovery demo, and a check of it.
+//
+// It runs a catalogue of real faults inside worker processes (a task that
+// returns an error or panics, os.Exit, SIGKILL, a segfault, Go fatal errors,
+// hangs, garbage on stdout, values that cannot be encoded, a crash after the
+// result was sent), each struck by a few items in the middle of a real
+// workload, under each crash policy, and prints what the caller saw. Every
+// cell has a promise in the catalogue; the demo exits 1 if any cell broke
+// its promise.
+//
+//	go run ./cmd/demo [-scenario substr] [-policy break|respawn|retries|all] [-workers n] [-json] [-v]
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"math"
+	"io"
 	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/procpool/procpool/pkg/procpool"
 )
 
-// CountPrimes counts the primes below n: real CPU work for the workers.
-var CountPrimes = procpool.Register("demo.count-primes", func(_ context.Context, n int) (int, error) {
-	count := 0
-	for i := 2; i < n; i++ {
-		prime := true
-		for d := 2; d <= int(math.Sqrt(float64(i))); d++ {
-			if i%d == 0 {
-				prime = false
-				break
-			}
-		}
-		if prime {
-			count++
-		}
-	}
-	return count, nil
-})
-
-// Segfault dies the hard way: a write through a wild pointer.
-var Segfault = procpool.Register("demo.segfault", func(_ context.Context, n int) (int, error) {
-	if n == 13 {
-		crashHard()
-	}
-	return n, nil
-})
-
 func main() {
 	procpool.Main()
-	workers := flag.Int("workers", 2, "worker processes")
+	scenario := flag.String("scenario", "", "run only the scenarios whose name or title contains this")
+	policy := flag.String("policy", "all", "crash policy: break, respawn, retries or all")
+	workers := flag.Int("workers", 2, "worker processes per pool")
+	asJSON := flag.Bool("json", false, "print one JSON record per cell, and no table")
 	verbose := flag.Bool("v", false, "show the pool's log, with the workers' stderr")
 	flag.Parse()
-	level := hclog.Off
-	if *verbose {
-		level = hclog.Debug
+
+	scenarios, policies, err := selectCells(*scenario, *policy)
+	if err == nil && *workers < 1 {
+		err = errors.New("-workers must be at least 1")
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "procpool", Level: level})
-	if err := run(*workers, logger); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(2)
+	}
+	var logger hclog.Logger
+	if *verbose {
+		logger = hclog.New(&hclog.LoggerOptions{Name: "procpool", Level: hclog.Debug, Output: os.Stderr})
+	}
+	bars := !*asJSON && !*verbose && isTerminal(os.Stdout)
+
+	w := DefaultWorkload
+	if !*asJSON {
+		fmt.Printf("Each cell: Imap over items 1..%d (chunks of %d) on %d worker processes; items %s fault.\n\n",
+			w.Items, Chunk, *workers, joinInts(w.Faults))
+	}
+	start := time.Now()
+	var results []*Result
+	enc := json.NewEncoder(os.Stdout)
+	for _, s := range scenarios {
+		var bar *progressbar.ProgressBar
+		opts := Options{Workers: *workers, Workload: w, Logger: logger}
+		if bars {
+			bar = newBar(s.Title, len(policies)*w.Items)
+			opts.Progress = func(n int) { bar.Add(n) }
+		}
+		for _, pol := range policies {
+			if *verbose {
+				logger.Info(fmt.Sprintf("=== %s, under %s", s.Title, pol.Label))
+			}
+			r, err := RunCell(context.Background(), s, pol, opts)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "demo:", err)
+				os.Exit(1)
+			}
+			results = append(results, r)
+			if *asJSON {
+				enc.Encode(r)
+			}
+		}
+		if bar != nil {
+			bar.Finish()
+		}
+	}
+	took := time.Since(start)
+
+	failed := 0
+	for _, r := range results {
+		if !r.OK() {
+			failed++
+		}
+	}
+	if !*asJSON {
+		if bars {
+			fmt.Println()
+		}
+		printTable(os.Stdout, results)
+		printDeaths(os.Stdout, results)
+		fmt.Println()
+		if failed == 0 {
+			fmt.Printf("All %d cells behaved as the catalogue promises (%s).\n", len(results), took.Round(100*time.Millisecond))
+		} else {
+			fmt.Printf("%d of %d cells did NOT behave as the catalogue promises:\n", failed, len(results))
+			for _, r := range results {
+				for _, m := range r.Mismatches {
+					fmt.Printf("  %s / %s: %s\n", r.Scenario, r.Policy, m)
+				}
+			}
+		}
+	}
+	if failed > 0 {
 		os.Exit(1)
 	}
 }
 
-func run(workers int, logger hclog.Logger) error {
-	ctx := context.Background()
-	start := time.Now()
-	p, err := procpool.New(procpool.Config{Workers: workers, Logger: logger})
-	if err != nil {
-		return err
+// selectCells applies the -scenario and -policy flags.
+func selectCells(scenario, policy string) ([]Scenario, []Policy, error) {
+	var ss []Scenario
+	for _, s := range Catalogue {
+		if strings.Contains(strings.ToLower(s.Name+" "+s.Title), strings.ToLower(scenario)) {
+			ss = append(ss, s)
+		}
 	}
-	fmt.Printf("started %d workers %v in %v\n", workers, p.Workers(), time.Since(start).Round(time.Microsecond))
-
-	in := []int{100_000, 200_000, 300_000, 400_000, 500_000, 600_000, 700_000, 800_000}
-	start = time.Now()
-	counts, err := CountPrimes.Map(ctx, p, in, procpool.Chunksize(1))
-	if err != nil {
-		return err
+	if len(ss) == 0 {
+		return nil, nil, fmt.Errorf("no scenario matches %q", scenario)
 	}
-	fmt.Printf("primes below %v: %v (%v)\n", in, counts, time.Since(start).Round(time.Millisecond))
-	p.Close()
-
-	fmt.Println("\nnow a Map of 100 items where item 13 segfaults in its worker:")
-	p, err = procpool.New(procpool.Config{Workers: workers, Logger: logger})
-	if err != nil {
-		return err
+	var ps []Policy
+	for _, p := range Policies {
+		if policy == "all" || policy == p.Name {
+			ps = append(ps, p)
+		}
 	}
-	defer p.Close()
-	items := make([]int, 100)
-	for i := range items {
-		items[i] = i
+	if len(ps) == 0 {
+		return nil, nil, fmt.Errorf("unknown -policy %q: want break, respawn, retries or all", policy)
 	}
-	_, err = Segfault.Map(ctx, p, items, procpool.Chunksize(1))
-	var exit *procpool.WorkerExitError
-	if !errors.As(err, &exit) || !errors.Is(err, procpool.ErrBrokenPool) {
-		return fmt.Errorf("expected a broken pool, got %v", err)
-	}
-	fmt.Printf("  error:      %v\n", err)
-	fmt.Printf("  broken:     errors.Is(err, procpool.ErrBrokenPool) = %v\n", errors.Is(err, procpool.ErrBrokenPool))
-	fmt.Printf("  worker:     pid %d, exit code %d, signal %q\n", exit.PID, exit.ExitCode, exit.Signal)
-	fmt.Printf("  its stderr: %s\n", firstLines(exit.Stderr, 3))
-	_, err = CountPrimes.Submit(p, 10).Get(ctx)
-	fmt.Printf("  next Submit: %v\n", err)
-	return nil
+	return ss, ps, nil
 }
 
-func firstLines(s string, n int) string {
-	out := ""
-	for i, line := range splitLines(s) {
-		if i == n {
-			return out + "\n              …"
-		}
-		if i > 0 {
-			out += "\n              "
-		}
-		out += line
-	}
-	return out
+func newBar(title string, max int) *progressbar.ProgressBar {
+	return progressbar.NewOptions(max,
+		progressbar.OptionSetWriter(os.Stdout),
+		progressbar.OptionSetDescription(fmt.Sprintf("%-32s", title)),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionShowCount(),
+		progressbar.OptionThrottle(50*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Println() }),
+	)
 }
 
-func splitLines(s string) []string {
+// isTerminal reports whether f is a terminal (a character device).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// printTable prints the results, a row per cell, grouped by scenario.
+func printTable(out io.Writer, results []*Result) {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tPOLICY\tFIRST ERROR THE CALLER SEES\tFAULT→ERROR\tCOMPLETED\tFAILED\tLOST\tRETRIED\tTIMED OUT\tDEATHS\tPOOL AFTER\tPROMISE")
+	prev := ""
+	for _, r := range results {
+		title := r.Title
+		if title == prev {
+			title = ""
+		}
+		prev = r.Title
+		detect := "—"
+		if r.Detect > 0 {
+			detect = fmtDuration(r.Detect)
+		}
+		after := "usable"
+		if !r.Usable {
+			after = "broken"
+		}
+		check := "✓ kept"
+		if !r.OK() {
+			check = "✗ NOT KEPT"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n",
+			title, policyLabel(r.Policy), r.Outcome, detect,
+			r.Stats.Completed, r.Stats.Failed, r.Stats.Lost, r.Stats.Retried, r.Stats.TimedOut, r.Stats.Deaths,
+			after, check)
+	}
+	tw.Flush()
+	fmt.Fprintln(out, "\nFAULT→ERROR: from the moment the first faulting call began, as its worker noted it (the caller, for an argument")
+	fmt.Fprintln(out, "that cannot be encoded), to the first error the caller saw.")
+	fmt.Fprintln(out, "COMPLETED … DEATHS: Pool.Stats after the workload. POOL AFTER: whether a call submitted afterwards succeeded.")
+}
+
+// printDeaths prints, per scenario, how its first dead worker was reported.
+func printDeaths(out io.Writer, results []*Result) {
+	seen := map[string]bool{}
 	var lines []string
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\n' {
-			i++
+	for _, r := range results {
+		if r.Death == "" || seen[r.Scenario] {
+			continue
 		}
-		lines = append(lines, s[:i])
-		if i < len(s) {
-			i++
-		}
-		s = s[i:]
+		seen[r.Scenario] = true
+		lines = append(lines, fmt.Sprintf("%s\t%s", r.Title, truncate(r.Death, 110)))
 	}
-	return lines
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nThe first *WorkerExitError each scenario's caller got (errors.As), as it reads:")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, l := range lines {
+		fmt.Fprintln(tw, "  "+l)
+	}
+	tw.Flush()
+}
+
+func policyLabel(name string) string {
+	for _, p := range Policies {
+		if p.Name == name {
+			return p.Label
+		}
+	}
+	return name
+}
+
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func joinInts(vs []int) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = fmt.Sprint(v)
+	}
+	return strings.Join(s, ", ")
 }

@@ -1,0 +1,262 @@
+package main
+
+// This file is what runs inside the workers: the workload's real work, and
+// the faults. Every task is registered at package level, so that the demo
+// and its workers (the same program, re-executed) know the same tasks.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/procpool/procpool/pkg/procpool"
+)
+
+// The environment a cell gives its workers (Config.Env).
+const (
+	envFaults = "PROCPOOL_DEMO_FAULTS" // the items that fault, comma-separated
+	envDir    = "PROCPOOL_DEMO_DIR"    // where a worker notes when a fault struck
+)
+
+// work is an item's real work: the number of steps of its Collatz sequence.
+// The caller checks every result against its own.
+func work(v int) int {
+	steps := 0
+	for n := v; n > 1; steps++ {
+		if n%2 == 0 {
+			n /= 2
+		} else {
+			n = 3*n + 1
+		}
+	}
+	return steps
+}
+
+// faultItems is the set of items that fault in this worker's cell.
+var faultItems = sync.OnceValue(func() map[int]bool {
+	set := map[int]bool{}
+	for f := range strings.SplitSeq(os.Getenv(envFaults), ",") {
+		if v, err := strconv.Atoi(f); err == nil {
+			set[v] = true
+		}
+	}
+	return set
+})
+
+// noteFault records, in the cell's directory, the moment a fault strikes,
+// so that the demo can tell how long the pool took to report it.
+func noteFault() { noteFaultIn(os.Getenv(envDir)) }
+
+// noteFaultIn records the moment of a fault in dir; the caller uses it for
+// the faults it sees itself (an argument that cannot be encoded).
+func noteFaultIn(dir string) {
+	if dir == "" {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(dir, faultLog), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	fmt.Fprintln(f, time.Now().UnixNano())
+	f.Close()
+}
+
+const faultLog = "faults"
+
+// faulty makes the task of a scenario: it does the work of every item, but
+// first runs fault on the items of faultItems. A fault that returns an
+// error fails the call with it; most never return.
+func faulty(fault func(ctx context.Context, v int) error) func(context.Context, int) (int, error) {
+	return func(ctx context.Context, v int) (int, error) {
+		if faultItems()[v] {
+			noteFault()
+			if err := fault(ctx, v); err != nil {
+				return 0, err
+			}
+		}
+		return work(v), nil
+	}
+}
+
+// forever blocks the call while the fault it set off takes the process down.
+func forever() { time.Sleep(time.Minute) }
+
+// The scenarios' tasks.
+var (
+	taskError = procpool.Register("demo.error", faulty(func(_ context.Context, v int) error {
+		return fmt.Errorf("item %d is refused", v)
+	}))
+	taskPanic = procpool.Register("demo.panic", faulty(func(_ context.Context, v int) error {
+		panic(fmt.Sprintf("item %d panics", v))
+	}))
+	taskExit1 = procpool.Register("demo.exit1", faulty(func(context.Context, int) error {
+		os.Exit(1)
+		return nil
+	}))
+	taskExit0 = procpool.Register("demo.exit0", faulty(func(context.Context, int) error {
+		os.Exit(0)
+		return nil
+	}))
+	// taskFlaky dies the first time it meets a faulting item, and succeeds
+	// after: a marker file in the cell's directory remembers.
+	taskFlaky = procpool.Register("demo.flaky", faulty(func(_ context.Context, v int) error {
+		marker := filepath.Join(os.Getenv(envDir), fmt.Sprintf("flaky-%d", v))
+		if f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+			os.Exit(1)
+		}
+		return nil
+	}))
+	taskSIGKILL = procpool.Register("demo.sigkill", faulty(func(context.Context, int) error {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		forever()
+		return nil
+	}))
+	taskSIGSEGV = procpool.Register("demo.sigsegv", faulty(func(context.Context, int) error {
+		crashHard()
+		return nil
+	}))
+	taskGoroutinePanic = procpool.Register("demo.goroutine-panic", faulty(func(_ context.Context, v int) error {
+		go func() { panic(fmt.Sprintf("item %d: panic in a goroutine the task started", v)) }()
+		forever()
+		return nil
+	}))
+	taskMapWrites = procpool.Register("demo.map-writes", faulty(func(context.Context, int) error {
+		runtime.GOMAXPROCS(4) // a worker has 1 by default: let the writers really race
+		m := map[int]int{}
+		for i := range 8 {
+			go func() {
+				for j := 0; ; j++ {
+					m[j%100] = i
+				}
+			}()
+		}
+		forever()
+		return nil
+	}))
+	taskStackOverflow = procpool.Register("demo.stack-overflow", faulty(func(context.Context, int) error {
+		// The default limit is 1 GiB, which takes seconds to fill; 16 MiB
+		// overflows as surely, and at once.
+		debug.SetMaxStack(16 << 20)
+		return fmt.Errorf("recursion ended at depth %d", recurse(0))
+	}))
+	taskHang = procpool.Register("demo.hang", faulty(func(context.Context, int) error {
+		time.Sleep(time.Minute) // deaf to its context
+		return nil
+	}))
+	taskHangTERM = procpool.Register("demo.hang-sigterm", faulty(func(context.Context, int) error {
+		signal.Ignore(syscall.SIGTERM)
+		time.Sleep(time.Minute)
+		return nil
+	}))
+	taskStdout = procpool.Register("demo.stdout", faulty(func(_ context.Context, v int) error {
+		fmt.Printf("item %d prints to stdout\n", v)
+		// What would look like a frame on the protocol stream, if stdout
+		// were still the protocol stream.
+		os.Stdout.Write([]byte("\x00\x00\x00\x05\xc1garbage\n"))
+		return nil
+	}))
+	taskStdin = procpool.Register("demo.stdin", faulty(func(context.Context, int) error {
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return err
+		}
+		if len(b) > 0 {
+			return fmt.Errorf("read %d bytes from stdin: the protocol stream is exposed", len(b))
+		}
+		return nil
+	}))
+	// taskAnyArg takes any argument; a chan among them cannot be encoded.
+	taskAnyArg = procpool.Register("demo.any-arg", func(_ context.Context, x any) (int, error) {
+		v, ok := asInt(x)
+		if !ok {
+			return 0, fmt.Errorf("unexpected argument %T", x)
+		}
+		return work(v), nil
+	})
+	// taskAnyResult returns a chan, which cannot be encoded, for a faulting
+	// item.
+	taskAnyResult = procpool.Register("demo.any-result", func(_ context.Context, v int) (any, error) {
+		if faultItems()[v] {
+			noteFault()
+			return make(chan int), nil
+		}
+		return work(v), nil
+	})
+	// taskAfterSend returns the value of a faulting item at once, but leaves
+	// behind a goroutine that kills the process a moment later: the result
+	// was sent, the worker dies in its next call.
+	taskAfterSend = procpool.Register("demo.after-send", func(_ context.Context, v int) (int, error) {
+		if doomed.Load() {
+			// The process is about to die: hold this call until it does, so
+			// that the death always strikes a call in progress, as it
+			// would with real work.
+			forever()
+		}
+		if faultItems()[v] {
+			doomed.Store(true)
+			go func() {
+				time.Sleep(afterSendDelay)
+				noteFault()
+				os.Exit(1)
+			}()
+		}
+		return work(v), nil
+	})
+
+	// taskProbe is the call that tells whether a pool still works.
+	taskProbe = procpool.Register("demo.probe", func(_ context.Context, v int) (int, error) { return v * v, nil })
+)
+
+// afterSendDelay is how long the goroutine an after-send item leaves behind
+// waits before it ends the process: long after the item's result was sent.
+const afterSendDelay = 50 * time.Millisecond
+
+// doomed is set in a worker whose process an after-send item is about to end.
+var doomed atomic.Bool
+
+// recurse never returns: each call needs a deeper stack.
+//
+//go:noinline
+func recurse(depth int) int {
+	var pad [128]byte
+	pad[depth%len(pad)] = byte(depth)
+	return recurse(depth+1) + int(pad[0])
+}
+
+// asInt reads an integer decoded into an interface: msgpack gives int64 or
+// uint64, whatever width was sent.
+func asInt(x any) (int, bool) {
+	switch n := x.(type) {
+	case int:
+		return n, true
+	case int8:
+		return int(n), true
+	case int16:
+		return int(n), true
+	case int32:
+		return int(n), true
+	case int64:
+		return int(n), true
+	case uint8:
+		return int(n), true
+	case uint16:
+		return int(n), true
+	case uint32:
+		return int(n), true
+	case uint64:
+		return int(n), true
+	}
+	return 0, false
+}
