@@ -69,6 +69,8 @@ type proc struct {
 	initErr   error // the initializer's failure
 
 	wake       chan struct{} // the sender has work or room
+	sendMu     sync.Mutex    // held while assigning and writing runs
+	runs       []*batch      // sendAll's buffer, under sendMu
 	ready      chan struct{} // closed when the handshake completes
 	finished   chan struct{} // closed when the pool has dealt with its end
 	reaped     chan struct{} // closed when the process has been waited for
@@ -293,42 +295,66 @@ func (w *proc) readLoop() error {
 }
 
 // sendLoop writes the runs the pool assigns to this worker and the
-// cancellations it asks for, flushing once per round so that many small
-// runs share one write.
+// cancellations it asks for, whenever it is woken.
 func (w *proc) sendLoop() {
 	defer w.pool.wg.Done()
 	defer w.closeStdin()
-	var runs []*batch
-	var cancels []uint64
 	for {
 		select {
 		case <-w.wake:
 		case <-w.finished:
 			return
 		}
-		for {
-			runs, cancels = w.pool.assign(w, runs[:0])
-			if len(runs) == 0 && len(cancels) == 0 {
-				break
-			}
-			for _, id := range cancels {
-				if err := w.w.Write(&wire.Cancel{ID: id}); err != nil {
-					w.kill(fmt.Sprintf("write to worker: %v", err))
-					return
-				}
-			}
-			for _, b := range runs {
-				if err := w.w.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args}); err != nil {
-					w.kill(fmt.Sprintf("write to worker: %v", err))
-					return
-				}
-			}
-			if err := w.w.Flush(); err != nil {
-				w.kill(fmt.Sprintf("write to worker: %v", err))
-				return
-			}
+		w.sendMu.Lock()
+		ok := w.sendAll()
+		w.sendMu.Unlock()
+		if !ok {
+			return
 		}
 	}
+}
+
+// sendAll writes what the pool assigns to w until there is nothing more,
+// flushing once per round so that many small runs share one write. The
+// caller holds w.sendMu, which keeps the order of writes that of w.held.
+// It reports false if the worker cannot be written to.
+func (w *proc) sendAll() bool {
+	for {
+		runs, cancels := w.pool.assign(w, w.runs[:0])
+		w.runs = runs
+		if len(runs) == 0 && len(cancels) == 0 {
+			return true
+		}
+		err := error(nil)
+		for _, id := range cancels {
+			if err == nil {
+				err = w.w.Write(&wire.Cancel{ID: id})
+			}
+		}
+		for _, b := range runs {
+			if err == nil {
+				err = w.w.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args})
+			}
+		}
+		if err == nil {
+			err = w.w.Flush()
+		}
+		if err != nil {
+			w.kill(fmt.Sprintf("write to worker: %v", err))
+			return false
+		}
+	}
+}
+
+// trySend writes to w from the calling goroutine if no one else is: a
+// Submit to an idle worker then costs no hand-off to the sender goroutine.
+// It reports whether it did.
+func (w *proc) trySend() bool {
+	if !w.sendMu.TryLock() {
+		return false
+	}
+	defer w.sendMu.Unlock()
+	return w.sendAll()
 }
 
 // signal wakes the sender without blocking.

@@ -475,8 +475,17 @@ func TestParentDeathTakesTheWorkers(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, cmd.Start())
 			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			line, err := bufio.NewReader(out).ReadString('\n')
-			require.NoError(t, err)
+			lines := make(chan string, 1)
+			go func() {
+				line, _ := bufio.NewReader(out).ReadString('\n')
+				lines <- line
+			}()
+			var line string
+			select {
+			case line = <-lines:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the parent process never reported its workers")
+			}
 			fields := strings.Fields(line)
 			require.Equal(t, "pids", fields[0], line)
 			var pids []int

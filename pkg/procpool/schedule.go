@@ -20,8 +20,8 @@ import (
 // enqueue queues batches for the workers, or fails if the pool takes no work.
 func (p *Pool) enqueue(bs ...*batch) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if err := p.refusal(); err != nil {
+		p.mu.Unlock()
 		return err
 	}
 	for _, b := range bs {
@@ -31,7 +31,39 @@ func (p *Pool) enqueue(bs ...*batch) error {
 		p.queue.pushBack(b)
 	}
 	p.pending += len(bs)
+	var idle *proc
+	if small(bs) {
+		idle = p.idleProcess()
+	}
 	p.wakeIdle()
+	p.mu.Unlock()
+	if idle != nil {
+		idle.trySend() // its sender, woken too, finds the work gone or waits for the lock
+	}
+	return nil
+}
+
+// small reports whether batches fit in a pipe's buffer, so that writing
+// them cannot block the caller on a slow reader.
+func small(bs []*batch) bool {
+	n := 0
+	for _, b := range bs {
+		for _, a := range b.args {
+			if n += len(a) + 5; n > 32<<10 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// idleProcess returns a worker process that holds nothing, if there is one.
+func (p *Pool) idleProcess() *proc {
+	for w := range p.procs {
+		if len(w.held) == 0 && w.isReady && w.local == nil && !w.retiring && !w.stopping {
+			return w
+		}
+	}
 	return nil
 }
 
