@@ -60,12 +60,15 @@ func small(bs []*batch) bool {
 // idleProcess returns a worker process that holds nothing, if there is one.
 func (p *Pool) idleProcess() *proc {
 	for w := range p.procs {
-		if len(w.held) == 0 && w.isReady && w.local == nil && !w.retiring && !w.stopping {
+		if w.idle() && w.local == nil {
 			return w
 		}
 	}
 	return nil
 }
+
+// idle reports whether w is ready for work and holds none.
+func (w *proc) idle() bool { return len(w.held) == 0 && w.isReady && !w.retiring && !w.stopping }
 
 // wakeIdle wakes the senders of workers with room for more.
 func (p *Pool) wakeIdle() {
@@ -80,7 +83,7 @@ func (p *Pool) wakeIdle() {
 // whether there was one.
 func (p *Pool) wakeAnIdle(w *proc) bool {
 	for other := range p.procs {
-		if other != w && len(other.held) == 0 && other.isReady && !other.retiring && !other.stopping {
+		if other != w && other.idle() {
 			other.signal()
 			return true
 		}

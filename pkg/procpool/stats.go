@@ -10,7 +10,7 @@ import (
 type Stats struct {
 	Workers   []WorkerStats
 	Completed int // calls that returned a result
-	Failed    int // calls that returned an error or panicked, or whose values could not cross
+	Failed    int // calls whose task failed or panicked, or whose argument or result the worker could not decode or encode
 	Lost      int // calls that failed with ErrWorkerLost
 	Retried   int // calls run again after their worker died
 	TimedOut  int // calls that ran past Config.TaskTimeout
