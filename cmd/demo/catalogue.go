@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"os"
 	"path/filepath"
@@ -47,19 +48,25 @@ func (w Workload) check() error {
 	return nil
 }
 
-// Policy is a column of the table: what the pool does when a worker dies.
+// Policy is a column of the table: what the pool does when a worker dies,
+// or, for the goroutine backend, that there is no worker process to die.
 type Policy struct {
 	Name    string // as the -policy flag names it
 	Label   string // as the table shows it
 	OnCrash procpool.CrashPolicy
 	Retries int
+	// Backend is where the tasks run. A Goroutines cell runs in a program
+	// of its own, a child of the demo (see goroutines.go): a fault that
+	// kills the process kills that whole program, and the demo reports it.
+	Backend procpool.Backend
 }
 
-// Policies are the columns. (The goroutine backend does not exist yet.)
+// Policies are the columns.
 var Policies = []Policy{
 	{Name: "break", Label: "Break", OnCrash: procpool.Break},
 	{Name: "respawn", Label: "Respawn", OnCrash: procpool.Respawn},
 	{Name: "retries", Label: "Respawn+Retries=2", OnCrash: procpool.Respawn, Retries: 2},
+	{Name: "goroutines", Label: "Goroutines", Backend: procpool.Goroutines},
 }
 
 // The outcome kinds, as a caller tells them apart with errors.Is and
@@ -76,6 +83,15 @@ const (
 
 // KindCodec is the kind of a *CodecError at stage.
 func KindCodec(stage procpool.Stage) string { return "CodecError(" + string(stage) + ")" }
+
+// KindDied is the outcome of a Goroutines cell whose whole program died
+// before it could report: no caller was left to see an error. how is
+// Exited(code) or Signalled(name).
+func KindDied(how string) string { return "the whole program died (" + how + ")" }
+
+// Exited and Signalled say how a program ended, for KindDied.
+func Exited(code int) string       { return fmt.Sprintf("exit %d", code) }
+func Signalled(name string) string { return "signal " + name }
 
 // Classify names err as a caller would tell it apart.
 func Classify(err error) string {
@@ -119,6 +135,9 @@ type Expect struct {
 	PerFault *PerFault `json:"per_fault,omitempty"`
 	// Deaths is Pool.Stats.Deaths where PerFault is nil.
 	Deaths int `json:"deaths,omitempty"`
+	// Says, for a program that died (KindDied), is what the headline of
+	// its stderr contains: the Go runtime's crash report.
+	Says string `json:"says,omitempty"`
 }
 
 // PerFault is the cost of one faulting item in Pool.Stats. The calls that
@@ -131,6 +150,14 @@ type PerFault struct {
 	TimedOut int `json:"timed_out"`
 	Deaths   int `json:"deaths"`
 	Unsent   int `json:"unsent"` // calls that never left the caller: their argument could not be encoded
+	// LeftRunning: calls still running in the caller's program after
+	// Close, abandoned. A worker process that does not stop a call is
+	// killed; a goroutine cannot be.
+	LeftRunning int `json:"left_running,omitempty"`
+	// Stdout: lines the tasks printed that reached the stdout of the
+	// caller's program. Counted for the Goroutines cells only, which run in
+	// a program of their own.
+	Stdout int `json:"stdout_lines,omitempty"`
 }
 
 // Scenario is a row of the table: a fault, struck by a few items of a real
@@ -160,11 +187,22 @@ type cell struct {
 	each func(item int, err error) // called for each item, in input order
 }
 
-// everywhere is the same promise under every policy: faults that leave the
-// worker alive do not depend on the crash policy.
-func everywhere(e Expect) map[string]Expect {
-	return map[string]Expect{"break": e, "respawn": e, "retries": e}
+// everywhere is the same promise under every policy and on both backends:
+// faults that leave the worker alive do not depend on the crash policy, and
+// the goroutine backend keeps the same API and errors.
+func everywhere(e Expect) map[string]Expect { return processes(e, e) }
+
+// processes is promise e under every crash policy of the process backend,
+// and goroutines on the goroutine backend.
+func processes(e, goroutines Expect) map[string]Expect {
+	return map[string]Expect{"break": e, "respawn": e, "retries": e, "goroutines": goroutines}
 }
+
+// died is the goroutine backend's promise for a fault that kills the
+// process: there is no worker process to lose, the process is the caller's
+// own, so the whole program dies, as the fault makes it (how: Exited or
+// Signalled), saying says on stderr. No caller is left to see an error.
+func died(how, says string) Expect { return Expect{Outcome: KindDied(how), Says: says} }
 
 // broken is the promise of Break for a fault that kills a worker: the pool
 // breaks at the first death. Which calls completed before it depends on
@@ -178,12 +216,14 @@ var broken = Expect{Outcome: KindBroken, Usable: false, Deaths: 1}
 // chunk the worker was running is lost (its calls fail with ErrWorkerLost),
 // the rest goes on with a replacement. With Retries, the lost chunk is
 // retried call by call: the poison call kills two more workers, then is
-// lost alone, and its neighbours complete.
-func deadly() map[string]Expect {
+// lost alone, and its neighbours complete. On the goroutine backend the
+// process is the program's own: goroutines is how it dies.
+func deadly(goroutines Expect) map[string]Expect {
 	return map[string]Expect{
-		"break":   broken,
-		"respawn": {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: Chunk, Deaths: 1}},
-		"retries": {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: 1, Retried: Chunk + 1, Deaths: 3}},
+		"break":      broken,
+		"respawn":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: Chunk, Deaths: 1}},
+		"retries":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: 1, Retried: Chunk + 1, Deaths: 3}},
+		"goroutines": goroutines,
 	}
 }
 
@@ -208,74 +248,95 @@ var Catalogue = []Scenario{
 	},
 	{
 		Name: "exit1", Title: "os.Exit(1) mid-task",
-		Expect: deadly(),
+		Expect: deadly(died(Exited(1), "")),
 		run:    imapInts(taskExit1),
 	},
 	{
+		// On the goroutine backend the program ends "successfully", with
+		// status 0, in the middle of its work.
 		Name: "exit0", Title: "os.Exit(0) mid-task",
-		Expect: deadly(),
+		Expect: deadly(died(Exited(0), "")),
 		run:    imapInts(taskExit0),
 	},
 	{
-		// A transient death: what Retries is for.
+		// A transient death: what Retries is for. On the goroutine backend
+		// there is no second try: the first ends the program.
 		Name: "flaky", Title: "os.Exit(1) on first try only",
 		Expect: map[string]Expect{
-			"break":   broken,
-			"respawn": {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: Chunk, Deaths: 1}},
-			"retries": {Outcome: KindOK, Usable: true, PerFault: &PerFault{Retried: Chunk, Deaths: 1}},
+			"break":      broken,
+			"respawn":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: Chunk, Deaths: 1}},
+			"retries":    {Outcome: KindOK, Usable: true, PerFault: &PerFault{Retried: Chunk, Deaths: 1}},
+			"goroutines": died(Exited(1), ""),
 		},
 		run: imapInts(taskFlaky),
 	},
 	{
 		Name: "sigkill", Title: "SIGKILL (the OOM killer)",
-		Expect: deadly(),
+		Expect: deadly(died(Signalled("SIGKILL"), "")),
 		run:    imapInts(taskSIGKILL),
 	},
 	{
+		// Go fatal errors exit with status 2, after the runtime's report.
 		Name: "sigsegv", Title: "SIGSEGV (wild pointer write)",
-		Expect: deadly(),
+		Expect: deadly(died(Exited(2), "[signal SIGSEGV")),
 		run:    imapInts(taskSIGSEGV),
 	},
 	{
 		Name: "goroutine-panic", Title: "panic in a task's goroutine",
-		Expect: deadly(),
+		Expect: deadly(died(Exited(2), "panic in a goroutine the task started")),
 		run:    imapInts(taskGoroutinePanic),
 	},
 	{
 		Name: "map-writes", Title: "concurrent map writes",
-		Expect: deadly(),
+		Expect: deadly(died(Exited(2), "fatal error: concurrent map writes")),
 		run:    imapInts(taskMapWrites),
 	},
 	{
 		Name: "stack-overflow", Title: "stack overflow",
-		Expect: deadly(),
+		Expect: deadly(died(Exited(2), "fatal error: stack overflow")),
 		run:    imapInts(taskStackOverflow),
 	},
 	{
 		// The pool kills a worker that does not stop a timed-out call on
-		// purpose, and replaces it under either policy: not a crash.
+		// purpose, and replaces it under either policy: not a crash. A
+		// goroutine cannot be killed: the call fails on time all the same,
+		// a fresh goroutine takes its place, and the task is left running,
+		// abandoned, in the caller's program.
 		Name: "hang", Title: "hang (TaskTimeout 300ms)",
 		Config: hangConfig,
-		Expect: everywhere(Expect{Outcome: KindTimeout, Usable: true, PerFault: &PerFault{TimedOut: 1}}),
-		run:    imapInts(taskHang),
+		Expect: processes(
+			Expect{Outcome: KindTimeout, Usable: true, PerFault: &PerFault{TimedOut: 1}},
+			Expect{Outcome: KindTimeout, Usable: true, PerFault: &PerFault{TimedOut: 1, LeftRunning: 1}}),
+		run: imapInts(taskHang),
 	},
 	{
+		// No signal is sent to a goroutine: the same as a plain hang (but
+		// the task's signal.Ignore holds for the whole program).
 		Name: "hang-sigterm", Title: "hang ignoring SIGTERM",
 		Config: hangConfig,
-		Expect: everywhere(Expect{Outcome: KindTimeout, Usable: true, PerFault: &PerFault{TimedOut: 1}}),
-		run:    imapInts(taskHangTERM),
+		Expect: processes(
+			Expect{Outcome: KindTimeout, Usable: true, PerFault: &PerFault{TimedOut: 1}},
+			Expect{Outcome: KindTimeout, Usable: true, PerFault: &PerFault{TimedOut: 1, LeftRunning: 1}}),
+		run: imapInts(taskHangTERM),
 	},
 	{
+		// Harmless on both backends; but on the goroutine backend the
+		// garbage really reaches the program's stdout (the demo counts it).
 		Name: "stdout", Title: "garbage printed to stdout",
-		Expect: everywhere(Expect{Outcome: KindOK, Usable: true, PerFault: &PerFault{}}),
-		run:    imapInts(taskStdout),
+		Expect: processes(
+			Expect{Outcome: KindOK, Usable: true, PerFault: &PerFault{}},
+			Expect{Outcome: KindOK, Usable: true, PerFault: &PerFault{Stdout: 2}}),
+		run: imapInts(taskStdout),
 	},
 	{
+		// On the goroutine backend the task reads the program's own stdin
+		// (in the demo, /dev/null).
 		Name: "stdin", Title: "task reads stdin",
 		Expect: everywhere(Expect{Outcome: KindOK, Usable: true, PerFault: &PerFault{}}),
 		run:    imapInts(taskStdin),
 	},
 	{
+		// Arguments and results go through the codec on both backends.
 		Name: "bad-argument", Title: "argument cannot be encoded",
 		Expect: everywhere(Expect{Outcome: KindCodec(procpool.EncodeArgument), Usable: true, PerFault: &PerFault{Unsent: 1}}),
 		run:    runBadArgument,
@@ -288,13 +349,16 @@ var Catalogue = []Scenario{
 	{
 		// The worker dies after it sent the faulting item's result, in its
 		// next chunk: under Respawn that chunk is lost, or retried; under
-		// Break what follows fails. The result already sent stands.
+		// Break what follows fails. The result already sent stands. On the
+		// goroutine backend the program dies, after its caller got the
+		// result.
 		Name: "after-send", Title: "crash after the result was sent",
 		Delivered: true,
 		Expect: map[string]Expect{
-			"break":   broken,
-			"respawn": {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: Chunk, Deaths: 1}},
-			"retries": {Outcome: KindOK, Usable: true, PerFault: &PerFault{Retried: Chunk, Deaths: 1}},
+			"break":      broken,
+			"respawn":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: Chunk, Deaths: 1}},
+			"retries":    {Outcome: KindOK, Usable: true, PerFault: &PerFault{Retried: Chunk, Deaths: 1}},
+			"goroutines": died(Exited(1), ""),
 		},
 		run: imapInts(taskAfterSend),
 	},
@@ -367,6 +431,12 @@ type Options struct {
 	Workload Workload
 	Logger   hclog.Logger // the pool's; nil: none
 	Progress func(n int)  // called as items end, if set
+	// Stderr receives, if set, what the program of a Goroutines cell
+	// writes to its stderr: the pool's log (at Debug level, when Logger is
+	// set) and the Go runtime's crash report.
+	Stderr io.Writer
+
+	onItem func(item int, err error) // called for each item, in a cell's program
 }
 
 // Counts is a cell's Pool.Stats, after the workload.
@@ -407,6 +477,16 @@ type Result struct {
 	Usable bool          `json:"usable"`
 	Probe  string        `json:"probe_error,omitempty"` // why the pool was not usable
 	Took   time.Duration `json:"took_ns"`
+	// LeftRunning is how many calls were still running in the caller's
+	// program after Close: abandoned goroutines.
+	LeftRunning int `json:"left_running"`
+
+	// Program is how the program of a Goroutines cell died, if it did.
+	Program *Program `json:"program,omitempty"`
+	// StrayStdout counts the lines the tasks of a Goroutines cell printed
+	// to the program's own stdout; StrayExample is the first.
+	StrayStdout  int    `json:"stray_stdout_lines,omitempty"`
+	StrayExample string `json:"stray_stdout_example,omitempty"`
 
 	Expect     Expect   `json:"expect"`
 	Pass       bool     `json:"pass"` // whether the cell kept its promise
@@ -417,7 +497,8 @@ type Result struct {
 func (r *Result) OK() bool { return len(r.Mismatches) == 0 }
 
 // RunCell runs scenario s under policy pol and checks the result against
-// the catalogue. An error means the cell could not run at all.
+// the catalogue. An error means the cell could not run at all. A
+// Goroutines cell runs in a program of its own (see runProgram).
 func RunCell(ctx context.Context, s Scenario, pol Policy, o Options) (*Result, error) {
 	w := o.Workload
 	if err := w.check(); err != nil {
@@ -432,6 +513,16 @@ func RunCell(ctx context.Context, s Scenario, pol Policy, o Options) (*Result, e
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	if pol.Backend == procpool.Goroutines {
+		return runProgram(ctx, s, pol, o, exp, dir)
+	}
+	return runPool(ctx, s, pol, o, exp, dir)
+}
+
+// runPool runs the cell's pool, here, and checks it. dir is where the
+// cell's faults are noted.
+func runPool(ctx context.Context, s Scenario, pol Policy, o Options, exp Expect, dir string) (*Result, error) {
+	w := o.Workload
 	logger := o.Logger
 	if logger == nil {
 		logger = hclog.NewNullLogger()
@@ -444,6 +535,7 @@ func RunCell(ctx context.Context, s Scenario, pol Policy, o Options) (*Result, e
 		Workers: o.Workers,
 		OnCrash: pol.OnCrash,
 		Retries: pol.Retries,
+		Backend: pol.Backend,
 		Logger:  logger,
 		Env:     []string{envFaults + "=" + strings.Join(faults, ","), envDir + "=" + dir},
 	}
@@ -465,6 +557,9 @@ func RunCell(ctx context.Context, s Scenario, pol Policy, o Options) (*Result, e
 		yielded++
 		if o.Progress != nil {
 			o.Progress(1)
+		}
+		if o.onItem != nil {
+			o.onItem(item, err)
 		}
 		if err == nil {
 			r.Items.OK++
@@ -501,6 +596,7 @@ func RunCell(ctx context.Context, s Scenario, pol Policy, o Options) (*Result, e
 		r.Mismatches = append(r.Mismatches, fmt.Sprintf("Close: %v", err))
 	}
 	r.Took = time.Since(start)
+	r.LeftRunning = int(stillRunning.Load())
 
 	if t, ok := firstFault(dir); ok && !seen.IsZero() {
 		r.Detect = max(0, seen.Sub(t))
@@ -567,6 +663,9 @@ func (r *Result) check(w Workload, s Scenario, delivered bool) {
 		}
 		if r.Stats != want {
 			bad("stats %+v, want %+v", r.Stats, want)
+		}
+		if r.LeftRunning != n*pf.LeftRunning {
+			bad("%d calls still running in the program after Close, want %d", r.LeftRunning, n*pf.LeftRunning)
 		}
 	}
 }

@@ -12,13 +12,16 @@ import (
 )
 
 // The test binary is its own worker: the pools re-execute it, and TestMain
-// hands the worker to procpool.Main before any test runs.
+// hands the worker to procpool.Main before any test runs. It is also the
+// program of a Goroutines cell: re-executed with envCell set, ServeCell
+// runs the cell and exits.
 func TestMain(m *testing.M) {
 	procpool.Main()
+	ServeCell()
 	// Under -race, a process that exits with code 0 first sleeps for the
 	// race runtime's atexit_sleep_ms, a second by default: every worker a
 	// Close stops, and every os.Exit(0) scenario, would cost a second. The
-	// workers inherit this; it changes nothing else.
+	// workers and the cells' programs inherit this; it changes nothing else.
 	if _, set := os.LookupEnv("GORACE"); !set {
 		os.Setenv("GORACE", "atexit_sleep_ms=0")
 	}
@@ -27,7 +30,9 @@ func TestMain(m *testing.M) {
 
 // TestCatalogue runs every cell of the demo's catalogue and checks that
 // procpool kept the promise the catalogue makes for it: the demo cannot
-// drift from the library.
+// drift from the library. The Goroutines cells run in programs of their
+// own, copies of this test binary: the faults that kill them leave the
+// test alone.
 func TestCatalogue(t *testing.T) {
 	w := DefaultWorkload
 	if testing.Short() {
@@ -46,7 +51,11 @@ func TestCatalogue(t *testing.T) {
 					for _, m := range r.Mismatches {
 						t.Error(m)
 					}
-					t.Logf("%s, detected in %v, stats %+v, usable %v, took %v", r.Outcome, r.Detect, r.Stats, r.Usable, r.Took)
+					if r.Program != nil {
+						t.Logf("%s: %s, items %+v, took %v", r.Outcome, goroutineNote(r), r.Items, r.Took)
+						return
+					}
+					t.Logf("%s, detected in %v, stats %+v, usable %v, left running %d, took %v", r.Outcome, r.Detect, r.Stats, r.Usable, r.LeftRunning, r.Took)
 				})
 			}
 		})
@@ -79,5 +88,76 @@ func TestCatalogueIsComplete(t *testing.T) {
 	}
 	if os.Getenv(envFaults) != "" {
 		t.Errorf("%s is set in the test's own environment", envFaults)
+	}
+}
+
+// The goroutine backend keeps the API and errors of the process backend:
+// a fault that leaves the process alive is promised the same outcome on
+// both. A fault that kills a worker process kills, on the goroutine
+// backend, the whole program, with a status the catalogue names.
+func TestGoroutinePromises(t *testing.T) {
+	want := map[string]string{
+		"exit1":           KindDied(Exited(1)),
+		"exit0":           KindDied(Exited(0)),
+		"flaky":           KindDied(Exited(1)),
+		"sigkill":         KindDied(Signalled("SIGKILL")),
+		"sigsegv":         KindDied(Exited(2)),
+		"goroutine-panic": KindDied(Exited(2)),
+		"map-writes":      KindDied(Exited(2)),
+		"stack-overflow":  KindDied(Exited(2)),
+		"after-send":      KindDied(Exited(1)),
+	}
+	for _, s := range Catalogue {
+		g := s.Expect["goroutines"]
+		killsWorker := s.Expect["break"].Outcome == KindBroken
+		if killsWorker {
+			if g.Outcome != want[s.Name] {
+				t.Errorf("%s kills a worker process; on goroutines it promises %q, want %q", s.Name, g.Outcome, want[s.Name])
+			}
+			if g.Usable || g.PerFault != nil {
+				t.Errorf("%s: a dead program is promised usable or with Pool.Stats", s.Name)
+			}
+			continue
+		}
+		if _, ok := want[s.Name]; ok {
+			t.Errorf("%s does not kill a worker process, but is listed here as killing the program", s.Name)
+		}
+		p := s.Expect["respawn"]
+		if g.Outcome != p.Outcome || g.Usable != p.Usable || g.PerFault == nil || p.PerFault == nil {
+			t.Errorf("%s: goroutines promise %+v, processes %+v", s.Name, g, p)
+			continue
+		}
+		// The same cost, but a hung call that is left running, and the
+		// lines a task prints, which reach the program's stdout.
+		pf := *g.PerFault
+		pf.LeftRunning, pf.Stdout = 0, 0
+		if pf != *p.PerFault {
+			t.Errorf("%s: goroutines cost %+v per fault, processes %+v", s.Name, *g.PerFault, *p.PerFault)
+		}
+	}
+}
+
+// lastWords finds the headline of a Go crash report in a program's stderr,
+// however the writes cut it, and falls back to the last line.
+func TestLastWords(t *testing.T) {
+	for _, tc := range []struct{ stderr, want string }{
+		{"", ""},
+		{"hello\nbye\n\n", "bye"},
+		{"no newline at the end", "no newline at the end"},
+		{"log line\nfatal error: concurrent map writes\n\ngoroutine 7 [running]:\nmain.f()\n\t/x.go:1 +0x1\n", "fatal error: concurrent map writes"},
+		{"unexpected fault address 0xdead\nfatal error: fault\n[signal SIGSEGV: segmentation violation]\n\ngoroutine 1:\n", "fatal error: fault [signal SIGSEGV: segmentation violation]"},
+		{"panic: boom\r\n\ngoroutine 1 [running]:\npanic: not this one\n", "panic: boom"},
+	} {
+		for _, size := range []int{1, 3, 1 << 20} {
+			l := &lastWords{}
+			for b := []byte(tc.stderr); len(b) > 0; {
+				n := min(size, len(b))
+				l.Write(b[:n])
+				b = b[n:]
+			}
+			if got := l.headline(); got != tc.want {
+				t.Errorf("%q in writes of %d: headline %q, want %q", tc.stderr, size, got, tc.want)
+			}
+		}
 	}
 }

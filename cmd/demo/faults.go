@@ -152,10 +152,12 @@ var (
 		return fmt.Errorf("recursion ended at depth %d", recurse(0))
 	}))
 	taskHang = procpool.Register("demo.hang", faulty(func(context.Context, int) error {
+		defer running()()
 		time.Sleep(time.Minute) // deaf to its context
 		return nil
 	}))
 	taskHangTERM = procpool.Register("demo.hang-sigterm", faulty(func(context.Context, int) error {
+		defer running()()
 		signal.Ignore(syscall.SIGTERM)
 		time.Sleep(time.Minute)
 		return nil
@@ -198,14 +200,16 @@ var (
 	// behind a goroutine that kills the process a moment later: the result
 	// was sent, the worker dies in its next call.
 	taskAfterSend = procpool.Register("demo.after-send", func(_ context.Context, v int) (int, error) {
-		if doomed.Load() {
+		if d := doomedAfter.Load(); d != 0 && int64(v) > d {
 			// The process is about to die: hold this call until it does, so
 			// that the death always strikes a call in progress, as it
-			// would with real work.
+			// would with real work. Only the calls of later items: on the
+			// goroutine backend the process is shared, and the calls of
+			// earlier items, run by other goroutines, must complete for the
+			// caller, who sees results in input order, to get the item's.
 			forever()
 		}
-		if faultItems()[v] {
-			doomed.Store(true)
+		if faultItems()[v] && doomedAfter.CompareAndSwap(0, int64(v)) {
 			go func() {
 				time.Sleep(afterSendDelay)
 				noteFault()
@@ -219,12 +223,25 @@ var (
 	taskProbe = procpool.Register("demo.probe", func(_ context.Context, v int) (int, error) { return v * v, nil })
 )
 
+// stillRunning counts the hanging calls running in this process: in a
+// worker, nobody reads it; on the goroutine backend, the caller's program
+// reads it after Close, to tell how many it left behind.
+var stillRunning atomic.Int32
+
+// running counts a hanging call as running until the function it returns
+// is called.
+func running() func() {
+	stillRunning.Add(1)
+	return func() { stillRunning.Add(-1) }
+}
+
 // afterSendDelay is how long the goroutine an after-send item leaves behind
 // waits before it ends the process: long after the item's result was sent.
 const afterSendDelay = 50 * time.Millisecond
 
-// doomed is set in a worker whose process an after-send item is about to end.
-var doomed atomic.Bool
+// doomedAfter is, in a process an after-send item is about to end, that
+// item.
+var doomedAfter atomic.Int64
 
 // recurse never returns: each call needs a deeper stack.
 //

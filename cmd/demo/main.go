@@ -4,11 +4,14 @@
 // returns an error or panics, os.Exit, SIGKILL, a segfault, Go fatal errors,
 // hangs, garbage on stdout, values that cannot be encoded, a crash after the
 // result was sent), each struck by a few items in the middle of a real
-// workload, under each crash policy, and prints what the caller saw. Every
-// cell has a promise in the catalogue; the demo exits 1 if any cell broke
-// its promise.
+// workload, under each crash policy, and prints what the caller saw. The
+// last column runs the same cells on the goroutine backend, each in a
+// program of its own (the demo re-executed), because there a fault that
+// kills the process kills the whole program: the demo reports how it died.
+// Every cell has a promise in the catalogue; the demo exits 1 if any cell
+// broke its promise.
 //
-//	go run ./cmd/demo [-scenario substr] [-policy break|respawn|retries|all] [-workers n] [-json] [-v]
+//	go run ./cmd/demo [-scenario substr] [-policy break|respawn|retries|goroutines|all] [-workers n] [-json] [-v]
 package main
 
 import (
@@ -19,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,9 +35,10 @@ import (
 
 func main() {
 	procpool.Main()
+	ServeCell() // in a child running a Goroutines cell: runs it and exits
 	scenario := flag.String("scenario", "", "run only the scenarios whose name or title contains this")
-	policy := flag.String("policy", "all", "crash policy: break, respawn, retries or all")
-	workers := flag.Int("workers", 2, "worker processes per pool")
+	policy := flag.String("policy", "all", "crash policy: break, respawn, retries, goroutines (the goroutine backend) or all")
+	workers := flag.Int("workers", 2, "workers per pool: processes, or goroutines")
 	asJSON := flag.Bool("json", false, "print one JSON record per cell, and no table")
 	verbose := flag.Bool("v", false, "show the pool's log, with the workers' stderr")
 	flag.Parse()
@@ -54,8 +59,12 @@ func main() {
 
 	w := DefaultWorkload
 	if !*asJSON {
-		fmt.Printf("Each cell: Imap over items 1..%d (chunks of %d) on %d worker processes; items %s fault.\n\n",
+		fmt.Printf("Each cell: Imap over items 1..%d (chunks of %d) on %d worker processes; items %s fault.\n",
 			w.Items, Chunk, *workers, joinInts(w.Faults))
+		if slices.ContainsFunc(policies, func(p Policy) bool { return p.Backend == procpool.Goroutines }) {
+			fmt.Printf("Goroutines: the same on %d goroutines, in a program of its own that the demo starts for the cell.\n", *workers)
+		}
+		fmt.Println()
 	}
 	start := time.Now()
 	var results []*Result
@@ -63,6 +72,9 @@ func main() {
 	for _, s := range scenarios {
 		var bar *progressbar.ProgressBar
 		opts := Options{Workers: *workers, Workload: w, Logger: logger}
+		if *verbose {
+			opts.Stderr = os.Stderr
+		}
 		if bars {
 			bar = newBar(s.Title, len(policies)*w.Items)
 			opts.Progress = func(n int) { bar.Add(n) }
@@ -99,6 +111,7 @@ func main() {
 		}
 		printTable(os.Stdout, results)
 		printDeaths(os.Stdout, results)
+		printGoroutines(os.Stdout, results)
 		fmt.Println()
 		if failed == 0 {
 			fmt.Printf("All %d cells behaved as the catalogue promises (%s).\n", len(results), took.Round(100*time.Millisecond))
@@ -134,7 +147,7 @@ func selectCells(scenario, policy string) ([]Scenario, []Policy, error) {
 		}
 	}
 	if len(ps) == 0 {
-		return nil, nil, fmt.Errorf("unknown -policy %q: want break, respawn, retries or all", policy)
+		return nil, nil, fmt.Errorf("unknown -policy %q: want break, respawn, retries, goroutines or all", policy)
 	}
 	return ss, ps, nil
 }
@@ -179,15 +192,73 @@ func printTable(out io.Writer, results []*Result) {
 		if !r.OK() {
 			check = "✗ NOT KEPT"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n",
-			title, policyLabel(r.Policy), r.Outcome, detect,
-			r.Stats.Completed, r.Stats.Failed, r.Stats.Lost, r.Stats.Retried, r.Stats.TimedOut, r.Stats.Deaths,
-			after, check)
+		stats := fmt.Sprintf("%d\t%d\t%d\t%d\t%d\t%d",
+			r.Stats.Completed, r.Stats.Failed, r.Stats.Lost, r.Stats.Retried, r.Stats.TimedOut, r.Stats.Deaths)
+		if r.Program != nil {
+			// No Pool.Stats: the pool died with the program.
+			stats, after = "—\t—\t—\t—\t—\t—", "dead"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			title, policyLabel(r.Policy), r.Outcome, detect, stats, after, check)
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "\nFAULT→ERROR: from the moment the first faulting call began, as its worker noted it (the caller, for an argument")
 	fmt.Fprintln(out, "that cannot be encoded), to the first error the caller saw.")
 	fmt.Fprintln(out, "COMPLETED … DEATHS: Pool.Stats after the workload. POOL AFTER: whether a call submitted afterwards succeeded.")
+	if slices.ContainsFunc(results, func(r *Result) bool { return r.Policy == "goroutines" }) {
+		fmt.Fprintln(out, "Goroutines, where the whole program died: how it ended, as the demo saw it from outside; no caller was left")
+		fmt.Fprintln(out, "to see an error, and no Pool.Stats to read.")
+	}
+}
+
+// printGoroutines prints what the goroutine backend's cells did that the
+// table does not show: how each program died, what the tasks left behind.
+func printGoroutines(out io.Writer, results []*Result) {
+	var lines []string
+	for _, r := range results {
+		if note := goroutineNote(r); note != "" {
+			lines = append(lines, fmt.Sprintf("%s\t%s", r.Title, note))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nGoroutines: the tasks run in the caller's own process, and share its fate, stdin, stdout and signals:")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, l := range lines {
+		fmt.Fprintln(tw, "  "+l)
+	}
+	tw.Flush()
+}
+
+// goroutineNote says what a Goroutines cell did that the table does not.
+func goroutineNote(r *Result) string {
+	var b strings.Builder
+	switch p := r.Program; {
+	case p != nil:
+		total := r.Items.OK + r.Items.Failed + r.Items.NotRun
+		fmt.Fprintf(&b, "pid %d: ", p.PID)
+		switch {
+		case p.Signal != "":
+			fmt.Fprintf(&b, "killed by %s", p.Signal)
+		case p.ExitCode == 0:
+			b.WriteString(`exit status 0, "success", in the middle of its work`)
+		default:
+			fmt.Fprintf(&b, "exit status %d", p.ExitCode)
+		}
+		fmt.Fprintf(&b, ", %s after the fault, with %d of %d results seen", fmtDuration(p.After), r.Items.OK+r.Items.Failed, total)
+		if p.Stderr != "" {
+			fmt.Fprintf(&b, ": %s", p.Stderr)
+		}
+		return truncate(b.String(), 150)
+	case r.LeftRunning > 0:
+		return fmt.Sprintf("%s on time, but %d timed-out calls still run in the program after Close: a goroutine cannot be killed",
+			r.Outcome, r.LeftRunning)
+	case r.StrayStdout > 0:
+		return fmt.Sprintf("%s, but %d lines the tasks printed went to the program's own stdout, such as %q",
+			r.Outcome, r.StrayStdout, truncate(r.StrayExample, 40))
+	}
+	return ""
 }
 
 // printDeaths prints, per scenario, how its first dead worker was reported.

@@ -340,7 +340,13 @@ func (w *proc) sendAll() bool {
 			err = w.w.Flush()
 		}
 		if err != nil {
-			w.kill(fmt.Sprintf("write to worker: %v", err))
+			// Most often the worker has just died, and its end says why;
+			// one that stays alive without reading its stdin is killed.
+			select {
+			case <-w.reaped:
+			case <-time.After(exitGrace):
+				w.kill(fmt.Sprintf("write to worker: %v", err))
+			}
 			return false
 		}
 	}
