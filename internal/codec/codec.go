@@ -4,6 +4,8 @@ package codec
 
 import (
 	"bytes"
+	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -22,6 +24,12 @@ type Codec struct {
 // New returns a Codec.
 func New() *Codec {
 	c := &Codec{}
+	c.init()
+	return c
+}
+
+// init gives c a fresh encoder and decoder.
+func (c *Codec) init() {
 	c.enc = msgpack.NewEncoder(&c.arena)
 	c.enc.UseCompactInts(true)
 	c.dec = msgpack.NewDecoder(&c.rd) // c.rd is a ByteScanner: no buffering
@@ -30,7 +38,25 @@ func New() *Codec {
 	// do not keep the sign of a non-negative value) and float64, whatever
 	// the sender's width.
 	c.dec.UseLooseInterfaceDecoding(true)
-	return c
+}
+
+// PanicError is a panic in a value's own msgpack code (a CustomEncoder,
+// CustomDecoder, Marshaler or Unmarshaler), recovered.
+type PanicError struct {
+	Value any    // what was passed to panic
+	Stack []byte // where it panicked
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// recovered turns a panic into a *PanicError in *err, and gives c a fresh
+// encoder and decoder, since the panic may have left them mid-value. Call it
+// deferred.
+func (c *Codec) recovered(err *error) {
+	if r := recover(); r != nil {
+		*err = &PanicError{Value: r, Stack: debug.Stack()}
+		c.init()
+	}
 }
 
 var pool = sync.Pool{New: func() any { return New() }}
@@ -49,14 +75,20 @@ func Put(c *Codec) {
 
 // Encode appends the encoding of v to the arena and returns it. The slice
 // stays valid until Reset, even as the arena grows. On error nothing is kept.
+// A panic in v's own encoding code is an error, a *PanicError.
 func (c *Codec) Encode(v any) ([]byte, error) {
 	start := c.arena.Len()
-	if err := c.enc.Encode(v); err != nil {
+	if err := c.encode(v); err != nil {
 		c.arena.Truncate(start)
 		return nil, err
 	}
 	b := c.arena.Bytes()
 	return b[start:len(b):len(b)], nil
+}
+
+func (c *Codec) encode(v any) (err error) {
+	defer c.recovered(&err)
+	return c.enc.Encode(v)
 }
 
 // Len is the number of bytes in the arena.
@@ -68,8 +100,10 @@ func (c *Codec) Bytes() []byte { return c.arena.Bytes() }
 // Reset empties the arena; slices returned by Encode become invalid.
 func (c *Codec) Reset() { c.arena.Reset() }
 
-// Decode decodes b into the value v points to.
-func (c *Codec) Decode(b []byte, v any) error {
+// Decode decodes b into the value v points to. A panic in v's own decoding
+// code is an error, a *PanicError.
+func (c *Codec) Decode(b []byte, v any) (err error) {
+	defer c.recovered(&err)
 	// The decoder reads c.rd, which buffers nothing of its own: pointing
 	// c.rd at b is enough, and far cheaper than resetting the decoder.
 	c.rd.Reset(b)

@@ -21,7 +21,7 @@ const (
 )
 
 // crashPrefixes start the report the Go runtime prints when a program dies.
-var crashPrefixes = []string{"panic: ", "fatal error: ", "runtime: ", "SIGSEGV", "SIGBUS", "unexpected fault address", "unexpected signal"}
+var crashPrefixes = []string{"panic: ", "fatal error: ", "runtime: ", "runtime/cgo: ", "SIGSEGV", "SIGBUS", "SIGABRT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGFPE", "unexpected fault address", "unexpected signal"}
 
 // Forwarder copies lines from a worker's stderr into a logger.
 type Forwarder struct {

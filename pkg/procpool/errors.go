@@ -103,7 +103,7 @@ func (e *WorkerExitError) Error() string {
 func headline(tail string) string {
 	lines := strings.Split(strings.TrimRight(tail, "\n"), "\n")
 	for i, l := range lines {
-		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") {
+		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") || strings.HasPrefix(l, "runtime/cgo: ") || strings.HasPrefix(l, "SIGQUIT: ") {
 			if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "[signal ") {
 				l += " " + lines[i+1]
 			}

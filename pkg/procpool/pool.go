@@ -3,6 +3,7 @@ package procpool
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -83,6 +84,13 @@ func New(cfg Config) (*Pool, error) {
 			return nil, fmt.Errorf("%w: %v", ErrStartup, err)
 		}
 		p.command = []string{exe}
+	} else if !strings.Contains(p.command[0], "/") {
+		// A bare name is looked up in PATH, as exec.Command does.
+		path, err := exec.LookPath(p.command[0])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrStartup, err)
+		}
+		p.command = append([]string{path}, p.command[1:]...)
 	}
 	p.env = workerEnv(cfg)
 	p.spawner = newSpawner(&p.wg)

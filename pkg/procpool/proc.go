@@ -195,12 +195,16 @@ func (w *proc) run() {
 	w.exit(err)
 }
 
+// errNoHandshake is the end of a worker's stdout before its handshake: it
+// exited, or it closed its stdout, which exit tells apart.
+var errNoHandshake = errors.New("exited before the handshake: " + mainHint)
+
 const mainHint = "the worker program must call procpool.Main() as the first statement of main (and of TestMain)"
 
 func (w *proc) handshake() error {
 	m, err := w.read()
 	if err == io.EOF {
-		return errors.New("exited before the handshake: " + mainHint)
+		return errNoHandshake
 	}
 	if err != nil {
 		return fmt.Errorf("bad handshake (%v): %s", err, mainHint)
@@ -412,6 +416,26 @@ func (w *proc) waitExit() {
 	close(w.reaped)
 }
 
+// noHandshake says why a worker that has been reaped never completed its
+// handshake. One killed by a signal did not forget procpool.Main.
+func (w *proc) noHandshake() string {
+	if w.state != nil {
+		if ws, ok := w.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "killed before the handshake"
+		}
+	}
+	return errNoHandshake.Error()
+}
+
+// note records why the worker ended, unless a reason is known already.
+func (w *proc) note(why string) {
+	w.killMu.Lock()
+	defer w.killMu.Unlock()
+	if w.reason == "" {
+		w.reason = why
+	}
+}
+
 // kill ends the worker and its process group at once, recording why.
 func (w *proc) kill(why string) { w.signalGroup(unix.SIGKILL, why) }
 
@@ -436,13 +460,21 @@ func (w *proc) signalGroup(sig unix.Signal, why string) {
 // exit deals with the end of the worker's protocol stream: it makes sure the
 // process is gone, collects how it died, and reports to the pool.
 func (w *proc) exit(streamErr error) {
-	if streamErr != io.EOF {
+	ended := streamErr == io.EOF || streamErr == errNoHandshake // the stream ended: did the process?
+	if !ended {
 		w.kill(streamErr.Error())
 	}
 	select {
 	case <-w.reaped:
+		if streamErr == errNoHandshake {
+			w.note(w.noHandshake())
+		}
 	case <-time.After(exitGrace):
-		w.kill("it closed its stdout but kept running")
+		if streamErr == errNoHandshake {
+			w.kill("it closed its stdout before the handshake but kept running: " + mainHint)
+		} else {
+			w.kill("it closed its stdout but kept running")
+		}
 		<-w.reaped
 	}
 	select {

@@ -122,7 +122,7 @@ func TestDeathBreaksThePool(t *testing.T) {
 		{how: "exit1", exitCode: 1},
 		{how: "exit3", exitCode: 3},
 		{how: "sigkill", exitCode: -1, signal: "SIGKILL"},
-		{how: "concurrent-map-writes", exitCode: 2, stderr: "fatal error: concurrent map writes"},
+		{how: "concurrent-map-writes", exitCode: 2, stderr: "concurrent map writes"}, // -race may print its report inside the line
 		{how: "goroutine-panic", exitCode: 2, stderr: "panic: panic in a goroutine the task started"},
 		{how: "garble", exitCode: -1, signal: "SIGKILL", reason: "garbled frame"},
 		{how: "garble-huge", exitCode: -1, signal: "SIGKILL", reason: "frame of 4294967295 bytes is over the 67108864-byte limit; data starts ff ff ff ff 67 61 72"},

@@ -1,0 +1,7 @@
+//go:build race
+
+package procpool_test
+
+// relRace reports whether the race detector is on: it makes each pool cycle
+// of TestLeakCycles about four times slower.
+const relRace = true
