@@ -447,11 +447,9 @@ func (w *proc) signalGroup(sig unix.Signal, why string) {
 		w.abandon(why)
 		return
 	}
+	w.note(why)
 	w.killMu.Lock()
 	defer w.killMu.Unlock()
-	if w.reason == "" {
-		w.reason = why
-	}
 	if !w.isReaped {
 		_ = unix.Kill(-w.pid, sig)
 	}
