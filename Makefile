@@ -1,7 +1,7 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test vet bench fuzz
+.PHONY: demo test vet bench benchstat fuzz
 
 # demo runs the crash-recovery demo.
 demo:
@@ -15,8 +15,18 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-# bench runs the go test benchmarks six times, ready for benchstat.
+# bench runs the benchmark program (cmd/bench, a few minutes): procpool's
+# processes and goroutines against the raw pipe floor, errgroup, and Python's
+# Pool and ProcessPoolExecutor when python3 is installed. It prints the table
+# and target checks, and writes them, results.json and the charts to
+# $(BENCH_OUT). BENCHFLAGS=-quick makes a smoke run; BENCHFLAGS=-json prints JSON.
+BENCH_OUT ?= bench-results
+BENCHFLAGS ?=
 bench:
+	$(GO) run ./cmd/bench -out $(BENCH_OUT) $(BENCHFLAGS)
+
+# benchstat runs the go test benchmarks six times, ready for benchstat.
+benchstat:
 	$(GO) test -run '^$$' -bench . -count 6 -timeout 30m ./... | tee bench.out
 
 # fuzz runs each fuzz target for FUZZTIME (default 30s).

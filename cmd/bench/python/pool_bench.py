@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""The Python peers of procpool's benchmark: multiprocessing.Pool and
+concurrent.futures.ProcessPoolExecutor, fork start method, on the same
+trivial function and the same sizes as the Go side.
+
+cmd/bench runs this script with one argument, a JSON object of the sizes
+(see Sizes and ChunkCase in cmd/bench/workloads.go), and reads one JSON
+object from its stdout: {"python": version, "results": [...]}, each result
+holding the raw figure of every run. Progress goes to stderr.
+
+It can be run by hand too:
+    python3 cmd/bench/python/pool_bench.py '{"workers":[2],"runs":1}'
+"""
+
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+
+DEFAULTS = {
+    "workers": [1, 2],
+    "runs": 3,
+    "calls": 1000,
+    "chunks": [
+        {"label": "1", "chunksize": 1, "pool_items": 20000, "ppe_items": 5000},
+        {"label": "default", "chunksize": 0, "pool_items": 1000000, "ppe_items": 0},
+    ],
+    "blocks": 200,
+    "block_size": 1 << 20,
+}
+
+
+def noop(x):
+    """The trivial task: the same as the Go side's bench.noop."""
+    return x
+
+
+def echo(b):
+    """The payload task: returns the bytes it was given."""
+    return b
+
+
+def whoami(pause_us):
+    """Returns the worker's pid after a short pause, as bench.whoami does."""
+    time.sleep(pause_us / 1e6)
+    return os.getpid()
+
+
+def rss_mib(pid):
+    """Resident memory of a process, from /proc, in MiB. With fork, pages
+    still shared with the parent count in full, as ps shows them."""
+    with open(f"/proc/{pid}/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+def log(*args):
+    print("python:", *args, file=sys.stderr, flush=True)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+class Results:
+    def __init__(self):
+        self.items = []
+
+    def add(self, workload, impl, workers, runs, n=0, chunk="", chunksize=0, note="", skipped=""):
+        self.items.append({
+            "workload": workload, "impl": impl, "workers": workers, "runs": runs,
+            "n": n, "chunk": chunk, "chunksize": chunksize, "note": note, "skipped": skipped,
+        })
+
+
+def default_pool_chunksize(n, workers):
+    """multiprocessing.Pool.map's default: ceil(n / (4 * workers))."""
+    chunksize, extra = divmod(n, workers * 4)
+    return chunksize + 1 if extra else chunksize
+
+
+def bench_startup(ctx, cfg, k, res):
+    """Pool / executor creation to the first result, a fresh one each run,
+    and an idle Pool worker's resident memory."""
+    pool_t, ppe_t, rss = [], [], []
+    for _ in range(cfg["runs"]):
+        start = time.perf_counter()
+        p = ctx.Pool(k)
+        p.apply(noop, (1,))
+        pool_t.append((time.perf_counter() - start) * 1e3)
+        rss.append(sorted(rss_mib(w.pid) for w in p._pool)[len(p._pool) // 2])
+        p.close()
+        p.join()
+        start = time.perf_counter()
+        ex = cf.ProcessPoolExecutor(k, mp_context=ctx)
+        ex.submit(noop, 1).result()
+        ppe_t.append((time.perf_counter() - start) * 1e3)
+        ex.shutdown()
+    res.add("startup", "pool", k, pool_t, note="Pool() to first apply result")
+    res.add("startup", "ppe", k, ppe_t, note="executor to first result")
+    res.add("rss", "pool", k, rss, note="forked: shared pages count")
+
+
+def bench_recovery(cfg, k, res):
+    """SIGKILL of an idle Pool worker to a result from its replacement.
+
+    Each run is a fresh Pool in a child process of its own session: an idle
+    Pool worker waits for tasks holding the task queue's lock, and a worker
+    killed while holding it leaves the lock taken for good, so the Pool
+    hangs, and so does its terminate(). A run that has no answer within
+    RECOVERY_TIMEOUT counts as hung, and its whole process group is killed.
+    """
+    runs, hung = [], 0
+    for _ in range(cfg["runs"]):
+        child = subprocess.Popen([sys.executable, __file__, "--recovery", str(k)],
+                                 stdout=subprocess.PIPE, start_new_session=True)
+        try:
+            out, _ = child.communicate(timeout=RECOVERY_TIMEOUT)
+            runs.append(float(out))
+        except subprocess.TimeoutExpired:
+            hung += 1
+        finally:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait()
+    why = "the victim held the task queue's lock"
+    if hung == len(runs) + hung:
+        res.add("recovery", "pool", k, [], skipped=f"hung in every run ({why})")
+    else:
+        note = "SIGKILL to a result from the new pid"
+        if hung:
+            note += f"; hung in {hung} of {hung + len(runs)} runs ({why})"
+        res.add("recovery", "pool", k, runs, note=note)
+    res.add("recovery", "ppe", k, [], skipped="a dead worker breaks the executor (BrokenProcessPool)")
+
+
+RECOVERY_TIMEOUT = 1.0
+
+
+def recovery_child(k):
+    """One recovery run (see bench_recovery): prints the time in ms."""
+    ctx = mp.get_context("fork")
+    p = ctx.Pool(k)
+    p.map(whoami, [0] * (10 * k))
+    old = {w.pid for w in p._pool}
+    start = time.perf_counter()
+    os.kill(p._pool[0].pid, signal.SIGKILL)
+    while True:
+        fs = [p.apply_async(whoami, (50,)) for _ in range(k)]
+        for f in fs:
+            if f.get() not in old:
+                print((time.perf_counter() - start) * 1e3, flush=True)
+                os._exit(0)  # the parent kills the pool's processes
+
+
+def bench_pool(ctx, cfg, k, res):
+    with ctx.Pool(k) as p:
+        p.map(noop, range(10000))  # warm up
+        calls = cfg["calls"]
+        runs = []
+        for run in range(cfg["runs"] + 1):
+            t = timed(lambda: [p.apply(noop, (i,)) for i in range(calls)])
+            if run:
+                runs.append(t / calls * 1e6)
+        res.add("roundtrip", "pool", k, runs, n=calls)
+
+        for c in cfg["chunks"]:
+            n = c["pool_items"]
+            cs = c["chunksize"] or None
+            runs = []
+            for _ in range(cfg["runs"]):
+                t = timed(lambda: p.map(noop, range(n), chunksize=cs))
+                runs.append(n / t)
+            size = c["chunksize"] or default_pool_chunksize(n, k)
+            res.add("map", "pool", k, runs, n=n, chunk=c["label"], chunksize=size)
+
+        # Distinct blocks: pickle would send one block repeated in a chunk
+        # only once. Chunks of one block, as procpool's 1 MiB chunk limit
+        # makes them; a larger chunksize only makes bigger pickles.
+        size = cfg["block_size"]
+        blocks = [bytes([i % 251]) * size for i in range(cfg["blocks"])]
+        runs = []
+        for run in range(cfg["runs"] + 1):
+            t = timed(lambda: p.map(echo, blocks, chunksize=1))
+            if run:
+                runs.append(len(blocks) * size / 1e6 / t)
+        del blocks
+        res.add("payload", "pool", k, runs, n=cfg["blocks"], note="pickled both ways, chunksize 1")
+
+
+
+def bench_ppe(ctx, cfg, k, res):
+    with cf.ProcessPoolExecutor(k, mp_context=ctx) as ex:
+        list(ex.map(noop, range(1000), chunksize=100))  # warm up
+        calls = cfg["calls"]
+        runs = []
+        for run in range(cfg["runs"] + 1):
+            t = timed(lambda: [ex.submit(noop, i).result() for i in range(calls)])
+            if run:
+                runs.append(t / calls * 1e6)
+        res.add("roundtrip", "ppe", k, runs, n=calls)
+
+        for c in cfg["chunks"]:
+            n = c["ppe_items"]
+            if not n:
+                res.add("map", "ppe", k, [], chunk=c["label"], chunksize=1,
+                        skipped="its default chunksize is 1: see chunksize 1")
+                continue
+            cs = c["chunksize"] or 1
+            runs = []
+            for _ in range(cfg["runs"]):
+                t = timed(lambda: list(ex.map(noop, range(n), chunksize=cs)))
+                runs.append(n / t)
+            res.add("map", "ppe", k, runs, n=n, chunk=c["label"], chunksize=cs)
+
+
+def main():
+    if sys.argv[1:2] == ["--recovery"]:
+        recovery_child(int(sys.argv[2]))
+        return
+    cfg = dict(DEFAULTS)
+    if len(sys.argv) > 1:
+        cfg.update(json.loads(sys.argv[1]))
+    ctx = mp.get_context("fork")
+    res = Results()
+    # Start-up first, while this process is small: forked workers share its
+    # pages, and their resident memory counts them.
+    for k in cfg["workers"]:
+        log(f"{k} worker(s): start-up")
+        bench_startup(ctx, cfg, k, res)
+    for k in cfg["workers"]:
+        log(f"{k} worker(s): multiprocessing.Pool")
+        bench_pool(ctx, cfg, k, res)
+        log(f"{k} worker(s): ProcessPoolExecutor")
+        bench_ppe(ctx, cfg, k, res)
+        log(f"{k} worker(s): Pool recovery")
+        bench_recovery(cfg, k, res)
+    json.dump({"python": sys.version.split()[0], "results": res.items}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()

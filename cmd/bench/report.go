@@ -1,0 +1,353 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is everything one run of the program measured; -json prints it.
+type Report struct {
+	Machine Machine `json:"machine"`
+	Quick   bool    `json:"quick"`
+	Runs    int     `json:"runs"`
+	Workers []int   `json:"workers"`
+	// SpinRounds and ChurnTrees are the calibrated sizes of a 10 ms
+	// CPU-bound task and of an allocation task.
+	SpinRounds  int       `json:"spin_rounds_10ms"`
+	ChurnTrees  int       `json:"churn_trees"`
+	Results     []*Result `json:"results"`
+	Checks      []Check   `json:"checks"`
+	Notes       []string  `json:"notes,omitempty"`
+	WallSeconds float64   `json:"wall_seconds"`
+}
+
+// Check is one target: a ratio of two figures of this run against a bound.
+type Check struct {
+	Name   string  `json:"name"`
+	Detail string  `json:"detail"`
+	Ratio  float64 `json:"ratio"`
+	Bound  float64 `json:"bound"`
+	AtMost bool    `json:"at_most"` // the ratio must be ≤ Bound, else ≥
+	// Status is PASS, MISS, or SKIP when a figure is missing.
+	Status string `json:"status"`
+}
+
+// sections are the workloads in the order of the table, with their titles.
+// footnotes say, under a section, what its figures need to be read.
+var footnotes = map[string]string{
+	wMap:      "Python maps fewer items at small chunk sizes (column n), or a full run would take many minutes; a rate only needs enough items to be steady.",
+	wAlloc:    "Each process has a heap and a collector of its own; goroutines share the parent's. GC cycles are counted per heap, from each heap's first call to its last.",
+	wPayload:  "MB/s counts each payload byte once, though it travels out and back. errgroup passes the slice by reference: it is shown, and is no peer of a copy.",
+	wRecovery: "Python's Pool worker waits for tasks holding the task queue's lock: one killed while holding it hangs the Pool, and its terminate(), for good.",
+	wRSS:      "Resident memory from /proc, as Stats().Workers[i].RSS reports it; the floor is this same binary idle, with no pool.",
+}
+
+var sections = []struct{ workload, title string }{
+	{wRoundTrip, "1. Per-task round trip: sequential Submit+Get of a trivial task"},
+	{wMap, "2. Tiny-task throughput: Map of a trivial function over ints"},
+	{wCPU10, "3a. CPU-bound: tasks of ~10 ms of arithmetic, speed-up over serial"},
+	{wCPU1, "3b. CPU-bound: tasks of ~1 ms of arithmetic, speed-up over serial"},
+	{wAlloc, "4. Allocation-heavy: tasks that build and drop binary trees, speed-up over serial"},
+	{wPayload, "5. Payload: 1 MiB byte slices echoed back"},
+	{wStartup, "6a. Start-up: New (or Pool()) to the first result"},
+	{wRecovery, "6b. Recovery (Respawn): a worker's SIGKILL to a result from its replacement"},
+	{wRSS, "6c. Idle worker resident memory"},
+}
+
+var implOrder = []string{iFloor, iSerial, iProcesses, iGoroutines, iErrgroup, iPool, iPPE}
+
+var chunkOrder = []string{"", "1", "10", "100", "1000", "default"}
+
+// isPeer says whether an implementation competes; floors and the serial
+// reference do not.
+func isPeer(impl string) bool { return impl != iFloor && impl != iSerial }
+
+// floorOf returns the floor of r's workload at r's worker count, if any.
+func (rep *Report) floorOf(r *Result) *Result {
+	for _, f := range rep.Results {
+		if f.Impl == iFloor && f.Workload == r.Workload && (f.Workers == 0 || f.Workers == r.Workers) && f.Skipped == "" {
+			return f
+		}
+	}
+	return nil
+}
+
+// bestPeer returns the best figure of another implementation on r's
+// workload, worker count and chunk size.
+func (rep *Report) bestPeer(r *Result) *Result {
+	var best *Result
+	for _, o := range rep.Results {
+		if o.Workload != r.Workload || o.Workers != r.Workers || o.Chunk != r.Chunk ||
+			o.Impl == r.Impl || !isPeer(o.Impl) || o.Skipped != "" || len(o.Runs) == 0 {
+			continue
+		}
+		if o.Workload == wPayload && o.Impl == iErrgroup {
+			continue // by reference, nothing moves: no peer of a copy
+		}
+		if best == nil || (r.Higher && o.Median > best.Median) || (!r.Higher && o.Median < best.Median) {
+			best = o
+		}
+	}
+	return best
+}
+
+// find returns the figure of impl on a workload, worker count and chunk.
+func (rep *Report) find(workload, impl string, workers int, chunk string) *Result {
+	for _, r := range rep.Results {
+		if r.Workload == workload && r.Impl == impl && (r.Workers == workers || r.Workers == 0) && r.Chunk == chunk && r.Skipped == "" && len(r.Runs) > 0 {
+			return r
+		}
+	}
+	return nil
+}
+
+// sortResults puts the results in table order.
+func (rep *Report) sortResults() {
+	sec := func(w string) int {
+		return slices.IndexFunc(sections, func(s struct{ workload, title string }) bool { return s.workload == w })
+	}
+	slices.SortStableFunc(rep.Results, func(a, b *Result) int {
+		return cmp.Or(
+			cmp.Compare(sec(a.Workload), sec(b.Workload)),
+			cmp.Compare(a.Workers, b.Workers),
+			cmp.Compare(slices.Index(chunkOrder, a.Chunk), slices.Index(chunkOrder, b.Chunk)),
+			cmp.Compare(slices.Index(implOrder, a.Impl), slices.Index(implOrder, b.Impl)),
+		)
+	})
+}
+
+// writeTable prints the machine, every figure with its ratios, and the
+// target checks.
+func (rep *Report) writeTable(w io.Writer) {
+	m := rep.Machine
+	fmt.Fprintf(w, "Machine: %s, %d cores, %d GiB, Linux %s; %s; Python %s\n", m.CPU, m.Cores, m.MemoryGiB, m.Kernel, m.Go, m.Python)
+	mode := "full"
+	if rep.Quick {
+		mode = "quick (small sizes: a smoke run, not figures to quote)"
+	}
+	fmt.Fprintf(w, "Mode: %s; %d run(s) per figure: median [min … max]. Workers: %v.\n", mode, rep.Runs, rep.Workers)
+	fmt.Fprintf(w, "Calibrated: a 10 ms task is %d xorshift rounds; an allocation task builds %d trees of %d nodes.\n",
+		rep.SpinRounds, rep.ChurnTrees, 1<<(treeDepth+1)-1)
+	fmt.Fprintln(w, "Ratios divide this figure by the floor's, and by the best other implementation's at the same workers (and chunk size);")
+	fmt.Fprintln(w, "for µs, ms and MiB lower is better, for the rest higher is better. n: items, calls or blocks per run.")
+	fmt.Fprintf(w, "Other processes used %.1f %% of the CPUs during the run (load average %.2f at its start).\n", 100*m.OthersCPU, m.LoadStart)
+	if m.OthersCPU > 0.05 {
+		fmt.Fprintln(w, "WARNING: the machine was busy with other work, which disturbed the figures: run again on a quiet machine.")
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(w, "Note:", n)
+	}
+	for _, s := range sections {
+		var rows []*Result
+		for _, r := range rep.Results {
+			if r.Workload == s.workload {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		better := "lower is better"
+		if rows[0].Higher {
+			better = "higher is better"
+		}
+		fmt.Fprintf(w, "\n%s (%s, %s)\n", s.title, rows[0].Unit, better)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "workers\timplementation\t")
+		if s.workload == wMap {
+			fmt.Fprint(tw, "chunk\t")
+		}
+		fmt.Fprint(tw, "n\tmedian\tmin\tmax\t× floor\t× best peer\t\n")
+		for _, r := range rows {
+			workers := "any"
+			if r.Workers > 0 {
+				workers = fmt.Sprint(r.Workers)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t", workers, r.Label)
+			if s.workload == wMap {
+				chunk := fmt.Sprint(r.ChunkSize)
+				if r.Chunk == "default" {
+					chunk = fmt.Sprintf("default=%d", r.ChunkSize)
+				}
+				fmt.Fprintf(tw, "%s\t", chunk)
+			}
+			n := ""
+			if r.N > 0 {
+				n = fmt.Sprint(r.N)
+			}
+			if r.Skipped != "" || len(r.Runs) == 0 {
+				fmt.Fprintf(tw, "%s\t—\t\t\t\t\t  %s\n", n, r.Skipped)
+				continue
+			}
+			vsFloor, vsPeer := "", ""
+			if r.VsFloor != 0 {
+				vsFloor = fmt.Sprintf("%.2f×", r.VsFloor)
+			}
+			if r.BestPeer != "" {
+				vsPeer = fmt.Sprintf("%s× %s", fmtRatio(r.VsBestPeer), r.BestPeer)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t  %s\n", n, fmtValue(r.Median, r.Unit), fmtValue(r.Min, r.Unit), fmtValue(r.Max, r.Unit), vsFloor, vsPeer, r.note())
+		}
+		tw.Flush()
+		python := slices.ContainsFunc(rows, func(r *Result) bool { return r.Impl == iPool || r.Impl == iPPE })
+		if f := footnotes[s.workload]; f != "" && (python || (s.workload != wMap && s.workload != wRecovery)) {
+			fmt.Fprintln(w, "  ("+f+")")
+		}
+	}
+	fmt.Fprintln(w, "\nTargets (ratios of figures of this run; a MISS does not fail the program):")
+	for _, c := range rep.Checks {
+		fmt.Fprintf(w, "  %-4s  %s: %s\n", c.Status, c.Name, c.Detail)
+	}
+	if rep.WallSeconds > 0 {
+		fmt.Fprintf(w, "\nWall time: %.0f s\n", rep.WallSeconds)
+	}
+}
+
+// note is a row's remark: its note, and its GC cycles if counted.
+func (r *Result) note() string {
+	parts := []string{}
+	if r.Workload == wAlloc && r.Impl != iFloor {
+		parts = append(parts, fmt.Sprintf("%.0f GC cycles per run", r.GCCycles))
+	}
+	if r.Note != "" {
+		parts = append(parts, r.Note)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// fmtValue prints a figure with about three significant digits.
+func fmtValue(v float64, unit string) string {
+	switch unit {
+	case "items/s":
+		switch {
+		case v >= 1e6:
+			return fmt.Sprintf("%.2fM", v/1e6)
+		case v >= 1e3:
+			return fmt.Sprintf("%.1fk", v/1e3)
+		}
+		return fmt.Sprintf("%.0f", v)
+	case "× serial":
+		return fmt.Sprintf("%.2f×", v)
+	}
+	return sig3(v)
+}
+
+// sig3 prints v with three significant digits, without an exponent.
+func sig3(v float64) string {
+	a := math.Abs(v)
+	switch {
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+func fmtRatio(v float64) string {
+	if v >= 100 || v < 0.01 {
+		return fmt.Sprintf("%.3g", v)
+	}
+	return sig3(v)
+}
+
+// computeRatios fills in every figure's ratio to its floor and best peer.
+func (rep *Report) computeRatios() {
+	for _, r := range rep.Results {
+		r.VsFloor, r.BestPeer, r.VsBestPeer = 0, "", 0
+		if r.Skipped != "" || len(r.Runs) == 0 || r.Impl == iFloor {
+			continue
+		}
+		if f := rep.floorOf(r); f != nil && f.Median != 0 {
+			r.VsFloor = r.Median / f.Median
+		}
+		if isPeer(r.Impl) {
+			if p := rep.bestPeer(r); p != nil && p.Median != 0 {
+				r.BestPeer, r.VsBestPeer = p.Label, r.Median/p.Median
+			}
+		}
+	}
+}
+
+// computeChecks evaluates the targets. Each compares two figures of this
+// run, at the configuration the target names; the widest pool is the
+// number of CPUs.
+func (rep *Report) computeChecks() {
+	wide := slices.Max(rep.Workers)
+	check := func(name string, a, b *Result, ratio func(a, b float64) float64, bound float64, atMost bool, detail func(a, b *Result, x float64) string) {
+		c := Check{Name: name, Bound: bound, AtMost: atMost, Status: "SKIP"}
+		if a == nil || b == nil {
+			c.Detail = "not measured in this run"
+			rep.Checks = append(rep.Checks, c)
+			return
+		}
+		c.Ratio = ratio(a.Median, b.Median)
+		if (atMost && c.Ratio <= bound) || (!atMost && c.Ratio >= bound) {
+			c.Status = "PASS"
+		} else {
+			c.Status = "MISS"
+		}
+		c.Detail = detail(a, b, c.Ratio)
+		rep.Checks = append(rep.Checks, c)
+	}
+	div := func(a, b float64) float64 { return a / b }
+	inv := func(a, b float64) float64 { return b / a }
+	show := func(op string, bound float64, pct bool) func(a, b *Result, x float64) string {
+		return func(a, b *Result, x float64) string {
+			target := fmt.Sprintf("target %s %g×", op, bound)
+			got := fmt.Sprintf("%.2f×", x)
+			if pct {
+				target = fmt.Sprintf("target %s %.0f %%", op, bound*100)
+				got = fmt.Sprintf("%.0f %%", x*100)
+			}
+			return fmt.Sprintf("%s %s vs %s %s = %s (%s)", fmtValue(a.Median, a.Unit), a.Label, fmtValue(b.Median, b.Unit), b.Label, got, target)
+		}
+	}
+	proc := func(workload string, workers int, chunk string) *Result {
+		return rep.find(workload, iProcesses, workers, chunk)
+	}
+	check("round trip ≤ 2 × the raw ping-pong floor (1 worker)",
+		proc(wRoundTrip, 1, ""), rep.find(wRoundTrip, iFloor, 1, ""), div, 2, true, show("≤", 2, false))
+	check("round trip ≥ 10 × faster than Pool.apply (1 worker)",
+		proc(wRoundTrip, 1, ""), rep.find(wRoundTrip, iPool, 1, ""), inv, 10, false, show("≥", 10, false))
+	check(fmt.Sprintf("Map at chunksize 1 ≥ 10 × Pool.map at chunksize 1 (%d workers)", wide),
+		proc(wMap, wide, "1"), rep.find(wMap, iPool, wide, "1"), div, 10, false, show("≥", 10, false))
+	check(fmt.Sprintf("Map at the default chunksize ≥ 2 × Pool.map at its default (%d workers)", wide),
+		proc(wMap, wide, "default"), rep.find(wMap, iPool, wide, "default"), div, 2, false, show("≥", 2, false))
+	check(fmt.Sprintf("payload echo ≥ 60 %% of the raw pipe stream floor (%d workers)", wide),
+		proc(wPayload, wide, ""), rep.find(wPayload, iFloor, wide, ""), div, 0.6, false, show("≥", 0.6, true))
+	cores := newResult(wCPU10, iFloor, fmt.Sprintf("%d cores", rep.Machine.Cores), 0)
+	cores.Runs = []float64{float64(rep.Machine.Cores)}
+	check(fmt.Sprintf("CPU-bound speed-up ≥ 0.95 × the cores (10 ms tasks, %d workers)", wide),
+		proc(wCPU10, wide, ""), cores.finish(), div, 0.95, false, show("≥", 0.95, false))
+	for _, wl := range []string{wCPU10, wCPU1} {
+		ms := map[string]string{wCPU10: "10 ms", wCPU1: "1 ms"}[wl]
+		// Speed-ups over the same serial time: their inverse ratio is the
+		// ratio of the wall times.
+		check(fmt.Sprintf("%s tasks: processes within 5 %% of the goroutine backend (%d workers)", ms, wide),
+			proc(wl, wide, ""), rep.find(wl, iGoroutines, wide, ""), inv, 1.05, true,
+			func(a, b *Result, x float64) string {
+				return fmt.Sprintf("processes take %.3f× the goroutines' time (speed-ups %s vs %s; target ≤ 1.05×)", x, fmtValue(a.Median, a.Unit), fmtValue(b.Median, b.Unit))
+			})
+	}
+	check("New with 2 workers to first result ≤ 3 × one child's start-up floor",
+		proc(wStartup, 2, ""), rep.find(wStartup, iFloor, 2, ""), div, 3, true, show("≤", 3, false))
+	limit := func(name string, r *Result, bound float64, unit string) {
+		c := Check{Name: name, Bound: bound, AtMost: true, Status: "SKIP", Detail: "not measured in this run"}
+		if r != nil {
+			c.Ratio = r.Median / bound
+			c.Status = map[bool]string{true: "PASS", false: "MISS"}[r.Median <= bound]
+			c.Detail = fmt.Sprintf("%s %s median, max %s (target ≤ %g %s)", sig3(r.Median), unit, sig3(r.Max), bound, unit)
+		}
+		rep.Checks = append(rep.Checks, c)
+	}
+	limit(fmt.Sprintf("a killed worker replaced and serving within 5 ms (%d workers)", wide), proc(wRecovery, wide, ""), 5, "ms")
+	limit(fmt.Sprintf("idle worker RSS ≤ 10 MiB (%d workers)", wide), proc(wRSS, wide, ""), 10, "MiB")
+}
