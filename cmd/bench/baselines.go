@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/procpool/procpool/internal/procfs"
+
 	"golang.org/x/sync/errgroup"
 )
 
@@ -150,7 +152,7 @@ func startOnce() (time.Duration, int64, error) {
 	}
 	err = c.ping(make([]byte, pingSize))
 	took := time.Since(start)
-	rss := residentMemory(c.cmd.Process.Pid)
+	rss := procfs.ResidentMemory(c.cmd.Process.Pid)
 	if serr := c.stop(); err == nil {
 		err = serr
 	}
@@ -185,23 +187,6 @@ func stream(cs []*child, blocks int, block []byte) (time.Duration, error) {
 	}
 	err := g.Wait()
 	return time.Since(start), err
-}
-
-// residentMemory reads a process's resident set size from /proc, or -1.
-func residentMemory(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return -1
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return -1
-	}
-	return pages * int64(os.Getpagesize())
 }
 
 // The errgroup baseline is goroutines without procpool: the same plain

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/procpool/procpool/internal/procfs"
 	"github.com/procpool/procpool/internal/registry"
 	"github.com/procpool/procpool/internal/stderrlog"
 	"github.com/procpool/procpool/internal/wire"
@@ -290,7 +291,7 @@ func (w *proc) readLoop() error {
 		}
 		rss := int64(-1)
 		if !res.More && w.pool.cfg.MaxMemoryPerWorker > 0 {
-			rss = residentMemory(w.pid) // before the caller learns of the result, so its next call sees the verdict
+			rss = procfs.ResidentMemory(w.pid) // before the caller learns of the result, so its next call sees the verdict
 		}
 		if err := w.pool.deliver(w, res, rss); err != nil {
 			return err

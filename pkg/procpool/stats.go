@@ -1,9 +1,7 @@
 package procpool
 
 import (
-	"os"
-	"strconv"
-	"strings"
+	"github.com/procpool/procpool/internal/procfs"
 )
 
 // Stats is a snapshot of a pool's workers and of what became of its calls.
@@ -42,7 +40,7 @@ func (p *Pool) Stats() Stats {
 	}
 	p.mu.Unlock()
 	for i := range s.Workers {
-		s.Workers[i].RSS = residentMemory(s.Workers[i].PID)
+		s.Workers[i].RSS = procfs.ResidentMemory(s.Workers[i].PID)
 	}
 	return s
 }
@@ -51,30 +49,13 @@ type counts struct {
 	completed, failed, lost, retried, timedOut, deaths int
 }
 
-// residentMemory reads a process's resident set size from /proc, or -1.
-func residentMemory(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return -1
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return -1
-	}
-	return pages * int64(os.Getpagesize())
-}
-
 // exemptIfBloated exempts w from memory retirement if it starts above the
 // limit: retiring it would only start another like it, forever.
 func (p *Pool) exemptIfBloated(w *proc) {
 	if p.cfg.MaxMemoryPerWorker <= 0 {
 		return
 	}
-	if rss := residentMemory(w.pid); rss > p.cfg.MaxMemoryPerWorker {
+	if rss := procfs.ResidentMemory(w.pid); rss > p.cfg.MaxMemoryPerWorker {
 		p.mu.Lock()
 		w.memExempt = true
 		p.mu.Unlock()
