@@ -1,10 +1,12 @@
 // Package worker is the runtime inside a worker process: the role check,
 // file-descriptor hygiene, the handshake and the serve loop.
 //
-// A pool starts workers as copies of its own executable with the
-// environment variable wire.EnvRole set. Such a process is a worker from its
-// first instruction on (IsWorker is decided at package init); it starts
-// serving when main calls procpool.Main, which calls Serve.
+// A pool starts workers as copies of its own executable marked as workers by
+// the environment variable wire.EnvRole, or by the argument wire.ArgRole for
+// launchers that do not pass the environment on (SSH, schedulers). Such a
+// process is a worker from its first instruction on (IsWorker is decided at
+// package init); it starts serving when main calls procpool.Main, which calls
+// Serve.
 package worker
 
 import (
@@ -13,13 +15,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/executable"
 	"github.com/procpool/procpool/internal/registry"
 	"github.com/procpool/procpool/internal/wire"
 )
@@ -28,8 +33,21 @@ import (
 // could not write to its parent.
 const ExitProtocol = 120
 
-// role is read once at init, before any user code can change the environment.
-var role = os.Getenv(wire.EnvRole)
+// role is read once at init, before any user code can change the
+// environment or the arguments. Its value is the parent's protocol version.
+var role = roleOf(os.Getenv(wire.EnvRole), os.Args)
+
+func roleOf(env string, args []string) string {
+	if env != "" {
+		return env
+	}
+	for _, a := range args[min(1, len(args)):] {
+		if v, ok := strings.CutPrefix(a, wire.ArgRole+"="); ok && v != "" {
+			return v
+		}
+	}
+	return ""
+}
 
 // IsWorker reports whether this process was started as a pool worker.
 func IsWorker() bool { return role != "" }
@@ -60,6 +78,10 @@ func Serve() {
 	}
 	// Processes a task starts are not workers, even if they are this binary.
 	os.Unsetenv(wire.EnvRole)
+	// Lead a process group, so that whoever started this process can kill
+	// the children its tasks start along with it. The pool's own launcher
+	// has done this already; a remote shell has not.
+	_ = unix.Setpgid(0, 0)
 	s := &server{
 		r:      wire.NewReader(in, wire.DefaultMaxFrame),
 		w:      wire.NewWriter(out, wire.DefaultMaxFrame),
@@ -127,6 +149,7 @@ func (s *server) serve() error {
 		return err
 	}
 	s.progress = setup.Progress
+	applySettings(setup)
 	c := codec.New()
 	ready := &wire.Ready{}
 	if setup.InitTask != "" {
@@ -154,7 +177,8 @@ func (s *server) handshake() (*wire.Setup, error) {
 	if role != strconv.Itoa(wire.Version) {
 		fmt.Fprintf(os.Stderr, "procpool worker: parent speaks protocol %q, this binary %d\n", role, wire.Version)
 	}
-	if err := s.send(&wire.Hello{Version: wire.Version, PID: os.Getpid(), Tasks: registry.Names()}); err != nil {
+	hello := &wire.Hello{Version: wire.Version, PID: os.Getpid(), Tasks: registry.Signatures(), Build: executable.BuildID()}
+	if err := s.send(hello); err != nil {
 		return nil, err
 	}
 	m, err := s.read()
@@ -170,6 +194,21 @@ func (s *server) handshake() (*wire.Setup, error) {
 		s.w.SetMax(setup.MaxFrame)
 	}
 	return setup, nil
+}
+
+// applySettings applies what the parent could not put in the environment.
+func applySettings(setup *wire.Setup) {
+	for _, kv := range setup.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
+		}
+	}
+	switch {
+	case setup.GOMAXPROCS > 0:
+		runtime.GOMAXPROCS(setup.GOMAXPROCS)
+	case setup.Share > 0:
+		runtime.GOMAXPROCS(max(1, runtime.NumCPU()/setup.Share))
+	}
 }
 
 func (s *server) read() (wire.Message, error) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -21,8 +22,9 @@ import (
 type Handler func(ctx context.Context, c *codec.Codec, arg []byte) wire.Item
 
 type entry struct {
-	handler Handler
-	where   string // file:line of the Register call, for the duplicate panic
+	handler   Handler
+	signature string // "name(argument type) result type", to tell builds apart
+	where     string // file:line of the Register call, for the duplicate panic
 }
 
 var (
@@ -32,8 +34,8 @@ var (
 
 // Register adds a task. A second task of the same name panics, naming both
 // places, because two binaries that disagree on a name would run the wrong
-// code.
-func Register(name string, h Handler, callerSkip int) {
+// code. signature describes the task's types (see Signature).
+func Register(name string, h Handler, signature string, callerSkip int) {
 	where := "unknown place"
 	if _, file, line, ok := runtime.Caller(callerSkip + 1); ok {
 		where = fmt.Sprintf("%s:%d", file, line)
@@ -46,7 +48,7 @@ func Register(name string, h Handler, callerSkip int) {
 	if prev, dup := entries[name]; dup {
 		panic(fmt.Sprintf("procpool: task %q registered twice: at %s and at %s", name, prev.where, where))
 	}
-	entries[name] = entry{handler: h, where: where}
+	entries[name] = entry{handler: h, signature: signature, where: where}
 }
 
 // Lookup returns the handler of a task.
@@ -78,6 +80,25 @@ func Names() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// Signatures returns the signatures of the registered tasks, sorted. Two
+// builds whose signatures agree can run each other's calls.
+func Signatures() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	sigs := make([]string, 0, len(entries))
+	for _, e := range entries {
+		sigs = append(sigs, e.signature)
+	}
+	slices.Sort(sigs)
+	return sigs
+}
+
+// Signature describes a task of argument type I and result type O:
+// "name(argument type) result type".
+func Signature[I, O any](name string) string {
+	return fmt.Sprintf("%s(%s) %s", name, reflect.TypeFor[I](), reflect.TypeFor[O]())
 }
 
 // Func adapts a typed task function to a Handler.

@@ -17,12 +17,19 @@ import (
 )
 
 // Version is the protocol version. Both sides must agree on it; it travels
-// in the worker's environment marker and again in its Hello.
-const Version = 1
+// in the worker's role marker and again in its Hello.
+const Version = 2
 
 // EnvRole is the environment variable that marks a process as a worker. Its
 // value is the protocol version the parent speaks.
 const EnvRole = "PROCPOOL_WORKER"
+
+// ArgRole is the command-line form of the role marker, for launchers that do
+// not forward the environment (SSH, schedulers): "--procpool-worker=2".
+const ArgRole = "--procpool-worker"
+
+// RoleArg returns the command-line role marker for this protocol version.
+func RoleArg() string { return ArgRole + "=" + strconv.Itoa(Version) }
 
 // DefaultMaxFrame is the default bound on a frame body: 64 MiB.
 const DefaultMaxFrame = 64 << 20

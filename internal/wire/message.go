@@ -54,17 +54,33 @@ type Message interface {
 type Hello struct {
 	Version int
 	PID     int
-	Tasks   []string // registered task names, sorted
+	Tasks   []string // registered tasks, "name(argument type) result type", sorted
+	Build   string   // the Go build ID of the worker's executable, or ""
 }
 
 // Setup is the parent's answer to Hello. InitTask, when set, names a task
 // the worker runs once with InitArg before it reports Ready. Progress makes
 // the parent see each call end, which it needs to time calls one by one.
+// GOMAXPROCS, Share and Env carry settings that a launcher such as SSH
+// cannot pass in the environment.
 type Setup struct {
-	MaxFrame int
-	InitTask string
-	InitArg  []byte
-	Progress bool // send each call's result as it ends, not once per run
+	MaxFrame   int
+	InitTask   string
+	InitArg    []byte
+	Progress   bool     // send each call's result as it ends, not once per run
+	GOMAXPROCS int      // GOMAXPROCS to set; 0 means use Share
+	Share      int      // workers sharing the worker's machine, to divide its CPUs; 0 leaves GOMAXPROCS alone
+	Env        []string // KEY=VALUE pairs to set before the initializer
+}
+
+// VersionError is a Hello from a worker that speaks another protocol
+// version; the rest of its message cannot be trusted to parse.
+type VersionError struct {
+	Version int // the worker's
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("the worker speaks protocol version %d, this program %d", e.Version, Version)
 }
 
 // Ready ends the handshake. Init is the outcome of the initializer, StatusOK
@@ -126,19 +142,24 @@ func (*Cancel) kind() Kind { return KindCancel }
 // Every body is an array: the kind, then the message's fields in order.
 
 func (m *Hello) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(KindHello)), e.EncodeInt(int64(m.Version)), e.EncodeInt(int64(m.PID)), e.Encode(m.Tasks))
+	return firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindHello)), e.EncodeInt(int64(m.Version)), e.EncodeInt(int64(m.PID)), e.Encode(m.Tasks), e.EncodeString(m.Build))
 }
 
+// decode reads the fields after the version, which message has read.
 func (m *Hello) decode(d *Decoder) error {
-	err := firstErr(d.dec.Decode(&m.Version), d.dec.Decode(&m.PID))
+	err := d.dec.Decode(&m.PID)
 	if err == nil {
 		m.Tasks, err = d.strs()
+	}
+	if err == nil {
+		m.Build, err = d.str()
 	}
 	return err
 }
 
 func (m *Setup) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg), e.EncodeBool(m.Progress))
+	return firstErr(e.EncodeArrayLen(8), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg), e.EncodeBool(m.Progress),
+		e.EncodeInt(int64(m.GOMAXPROCS)), e.EncodeInt(int64(m.Share)), e.Encode(m.Env))
 }
 
 func (m *Setup) decode(d *Decoder) error {
@@ -150,7 +171,10 @@ func (m *Setup) decode(d *Decoder) error {
 		m.InitArg, err = d.bin()
 	}
 	if err == nil {
-		err = d.dec.Decode(&m.Progress)
+		err = firstErr(d.dec.Decode(&m.Progress), d.dec.Decode(&m.GOMAXPROCS), d.dec.Decode(&m.Share))
+	}
+	if err == nil {
+		m.Env, err = d.strs()
 	}
 	return err
 }
@@ -339,7 +363,17 @@ func (d *Decoder) message() (Message, error) {
 	var m Message
 	switch k {
 	case KindHello:
-		m = new(Hello)
+		// The version comes first and is checked first: a worker of
+		// another version may lay out the rest differently.
+		h := new(Hello)
+		if err := d.dec.Decode(&h.Version); err != nil {
+			return nil, fmt.Errorf("hello message: version: %w", err)
+		}
+		if h.Version != Version {
+			return nil, &VersionError{Version: h.Version}
+		}
+		n--
+		m = h
 	case KindSetup:
 		m = new(Setup)
 	case KindReady:
@@ -363,7 +397,7 @@ func (d *Decoder) message() (Message, error) {
 }
 
 // fieldCount is the number of fields after the kind in each message.
-var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 4, KindReady: 1, KindRun: 3, KindResult: 3, KindCancel: 1}
+var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 7, KindReady: 1, KindRun: 3, KindResult: 3, KindCancel: 1}
 
 // arrayLen reads an array header. A nil array or one longer than the bytes
 // left (every element takes at least one) is an error, so a corrupt length

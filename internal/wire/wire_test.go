@@ -326,3 +326,22 @@ func TestKindString(t *testing.T) {
 		assert.Equal(t, want, k.String())
 	}
 }
+
+// TestHelloOtherVersion decodes a hello laid out by an older protocol: the
+// version is read first, and the error says which it is.
+func TestHelloOtherVersion(t *testing.T) {
+	for _, body := range [][]byte{
+		{0x94, byte(KindHello), 0x01, 0x01, 0x90},             // version 1: kind, version, pid, tasks
+		{0x96, byte(KindHello), 0x07, 0x01, 0x90, 0xa0, 0xc0}, // a future version with more fields
+	} {
+		_, err := NewDecoder().Decode(body)
+		var ve *VersionError
+		require.ErrorAs(t, err, &ve)
+		require.Equal(t, int(body[2]), ve.Version)
+		require.ErrorContains(t, err, fmt.Sprintf("protocol version %d, this program %d", body[2], Version))
+	}
+}
+
+func TestRoleArg(t *testing.T) {
+	require.Equal(t, fmt.Sprintf("--procpool-worker=%d", Version), RoleArg())
+}

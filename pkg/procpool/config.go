@@ -35,9 +35,20 @@ func (c CrashPolicy) String() string {
 
 // Config configures a Pool. The zero value is ready to use.
 type Config struct {
-	// Workers is the number of worker processes; 0 means the number of
-	// CPUs available to this process.
+	// Workers is the number of workers Launcher starts, if it does not say:
+	// by default, worker processes on this machine. 0 means one per CPU
+	// available to this process, or none when Remote is set.
 	Workers int
+
+	// Launcher starts the workers. Default: this executable (or Command)
+	// on this machine, as a child process. See SSH and Exec for others.
+	Launcher Launcher
+
+	// Remote adds the workers of more launchers to those of Launcher, each
+	// launcher with its own count: SSH("build1", 8), SSH("build2", 8).
+	// Their workers are equal members of the pool; a lost host is the
+	// death of its workers, under OnCrash.
+	Remote []Launcher
 
 	// OnCrash is what happens when a worker dies abruptly.
 	OnCrash CrashPolicy
@@ -64,8 +75,9 @@ type Config struct {
 	// cover a round trip through the parent, up to 64.
 	Prefetch int
 
-	// WorkerGOMAXPROCS is GOMAXPROCS in each worker. Default: the CPUs
-	// divided among the workers, at least 1, so they do not oversubscribe.
+	// WorkerGOMAXPROCS is GOMAXPROCS in each worker. Default: the CPUs of
+	// each machine divided among the workers there, at least 1, so they do
+	// not oversubscribe it.
 	WorkerGOMAXPROCS int
 
 	// StartTimeout bounds a worker's start and handshake. Default 10s.
@@ -75,8 +87,9 @@ type Config struct {
 	// before killing it. Default 5s.
 	StopTimeout time.Duration
 
-	// Command is the command line of a worker. Default: this executable,
-	// with no arguments. The program it runs must call procpool.Main.
+	// Command is the command line of a worker started by the default
+	// launcher. Default: this executable. The program it runs must call
+	// procpool.Main; it gets the role marker as one more argument.
 	Command []string
 
 	// Env is added to the environment each worker inherits.
@@ -118,10 +131,16 @@ type Config struct {
 	KillGrace time.Duration
 }
 
+// cpus is the number of CPUs this process may use.
+func cpus() int { return runtime.GOMAXPROCS(0) }
+
 // withDefaults returns c with every zero field set.
 func (c Config) withDefaults() Config {
-	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0)
+	// From here on Workers counts every worker, whichever launcher runs it.
+	local := primaryWorkers(c)
+	c.Workers = local
+	for _, l := range c.Remote {
+		c.Workers += max(l.Workers(), 0)
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{
@@ -140,7 +159,7 @@ func (c Config) withDefaults() Config {
 		c.Prefetch = 2
 	}
 	if c.WorkerGOMAXPROCS <= 0 {
-		c.WorkerGOMAXPROCS = max(1, runtime.GOMAXPROCS(0)/c.Workers)
+		c.WorkerGOMAXPROCS = max(1, cpus()/max(1, local))
 	}
 	if c.StartTimeout <= 0 {
 		c.StartTimeout = 10 * time.Second

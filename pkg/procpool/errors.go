@@ -66,7 +66,8 @@ func (e *RemoteError) Error() string {
 // WorkerExitError describes the death of a worker process: who it was, how
 // it ended and what it last wrote to stderr.
 type WorkerExitError struct {
-	PID      int    // process id of the worker
+	PID      int    // process id of the worker, on its own machine
+	Host     string // where it ran, for a worker a Launcher other than the default started ("ssh build1")
 	ExitCode int    // exit code, or -1 when a signal ended it
 	Signal   string // the signal that ended it ("SIGKILL"), or ""
 	Stderr   string // the Go crash report it printed, or else the tail of its stderr
@@ -80,6 +81,9 @@ func (e *WorkerExitError) Unwrap() error { return e.Err }
 func (e *WorkerExitError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "worker pid %d ", e.PID)
+	if e.Host != "" {
+		fmt.Fprintf(&b, "on %s ", e.Host)
+	}
 	if e.Signal != "" {
 		fmt.Fprintf(&b, "killed by %s", e.Signal)
 	} else {

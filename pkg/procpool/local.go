@@ -68,6 +68,7 @@ func (p *Pool) startWorker(slot int) (*proc, error) {
 func (p *Pool) startLocal(slot int) *proc {
 	w := &proc{
 		pool:     p,
+		group:    p.groupOf(slot),
 		slot:     slot,
 		pid:      os.Getpid(),
 		wake:     make(chan struct{}, 1),

@@ -1,10 +1,10 @@
 package procpool
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/procpool/procpool/internal/executable"
 	"github.com/procpool/procpool/internal/wire"
 	"github.com/procpool/procpool/worker"
 )
@@ -20,12 +21,17 @@ import (
 // Pool runs registered tasks in worker processes. Its methods are safe for
 // concurrent use.
 type Pool struct {
-	cfg     Config
-	log     hclog.Logger
-	command []string
-	env     []string
-	spawner *spawner
-	wg      sync.WaitGroup // every goroutine the pool started
+	cfg        Config
+	log        hclog.Logger
+	executable string
+	env        []string       // the environment of a local worker
+	groups     []*launchGroup // the launchers, and which slots each fills
+	spawner    *spawner
+	wg         sync.WaitGroup     // every goroutine the pool started
+	ctx        context.Context    // ends when the pool shuts down: stops back-offs and launchers
+	stop       context.CancelFunc // ends ctx
+
+	userGOMAXPROCS int // Config.WorkerGOMAXPROCS as given, before defaults
 
 	mu       sync.Mutex
 	state    poolState
@@ -69,31 +75,46 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.Initializer.err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInitFailed, cfg.Initializer.err)
 	}
+	if cfg.Backend == Goroutines && (cfg.Launcher != nil || len(cfg.Remote) > 0) {
+		return nil, fmt.Errorf("%w: Launcher and Remote start processes; the Goroutines backend has none", ErrStartup)
+	}
+	userCfg := cfg
 	cfg = cfg.withDefaults()
+	if cfg.Workers == 0 {
+		return nil, fmt.Errorf("%w: no workers: the launchers ask for none", ErrStartup)
+	}
+	ctx, stop := context.WithCancel(context.Background())
 	p := &Pool{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		procs:    map[*proc]struct{}{},
-		restarts: make([]int, cfg.Workers),
+		cfg:            cfg,
+		log:            cfg.Logger,
+		procs:          map[*proc]struct{}{},
+		restarts:       make([]int, cfg.Workers),
+		ctx:            ctx,
+		stop:           stop,
+		userGOMAXPROCS: userCfg.WorkerGOMAXPROCS,
 	}
 	p.settled = sync.NewCond(&p.mu)
-	p.command = cfg.Command
-	if len(p.command) == 0 {
-		exe, err := selfExecutable()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrStartup, err)
-		}
-		p.command = []string{exe}
-	} else if !strings.Contains(p.command[0], "/") {
+	exe, err := executable.Path()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStartup, err)
+	}
+	p.executable = exe
+	command := cfg.Command
+	if len(command) > 0 && !strings.Contains(command[0], "/") {
 		// A bare name is looked up in PATH, as exec.Command does.
-		path, err := exec.LookPath(p.command[0])
+		path, err := exec.LookPath(command[0])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrStartup, err)
 		}
-		p.command = append([]string{path}, p.command[1:]...)
+		command = append([]string{path}, command[1:]...)
 	}
+	p.groups = groups(userCfg, command)
 	p.env = workerEnv(cfg)
 	p.spawner = newSpawner(&p.wg)
+	if err := p.prepareLaunchers(ctx); err != nil {
+		p.Terminate()
+		return nil, fmt.Errorf("%w: %w", ErrStartup, err)
+	}
 
 	procs := make([]*proc, 0, cfg.Workers)
 	for slot := range cfg.Workers {
@@ -126,17 +147,8 @@ func New(cfg Config) (*Pool, error) {
 		p.Terminate()
 		return nil, fmt.Errorf("%w: a worker died as the pool started: %w", ErrStartup, cause)
 	}
-	p.log.Debug("pool started", "workers", cfg.Workers, "command", p.command)
+	p.log.Debug("pool started", "workers", cfg.Workers, "launchers", p.groups)
 	return p, nil
-}
-
-// selfExecutable names the running program. On Linux it is /proc/self/exe,
-// which stays this very program even if the file is replaced on disk.
-func selfExecutable() (string, error) {
-	if runtime.GOOS == "linux" {
-		return "/proc/self/exe", nil
-	}
-	return os.Executable()
 }
 
 // workerEnv is the environment of a worker: ours, with the role marker,
@@ -151,13 +163,14 @@ func workerEnv(cfg Config) []string {
 	return append(env, cfg.Env...)
 }
 
-// Workers returns the process ids of the live workers.
+// Workers returns the process ids of the live workers, each on the machine
+// it runs on (see Stats for which machine that is).
 func (p *Pool) Workers() []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pids := make([]int, 0, len(p.procs))
 	for w := range p.procs {
-		pids = append(pids, w.pid)
+		pids = append(pids, w.workerPID())
 	}
 	slices.Sort(pids)
 	return pids
@@ -204,11 +217,12 @@ func (p *Pool) Terminate() error {
 // shutdown waits for every worker to be gone and every goroutine to end.
 func (p *Pool) shutdown() error {
 	p.shutdownOnce.Do(func() {
+		p.stop()
 		stuck := time.AfterFunc(p.cfg.StopTimeout, func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			for w := range p.procs {
-				p.shutdownErr = fmt.Errorf("procpool: worker pid %d did not exit within %s of Close; killed", w.pid, p.cfg.StopTimeout)
+				p.shutdownErr = fmt.Errorf("procpool: worker %s did not exit within %s of Close; killed", w.name(), p.cfg.StopTimeout)
 				w.kill("it did not exit after its stdin was closed")
 			}
 		})

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 
+	"github.com/procpool/procpool/internal/executable"
 	"github.com/procpool/procpool/internal/procfs"
 	"github.com/procpool/procpool/internal/registry"
 	"github.com/procpool/procpool/internal/stderrlog"
@@ -49,8 +50,12 @@ type proc struct {
 	w      *wire.Writer
 	fwd    *stderrlog.Forwarder
 
-	slot  int    // its place in the pool; a replacement takes the same
-	local *local // set for a goroutine worker, which has no process
+	slot  int          // its place in the pool; a replacement takes the same
+	group *launchGroup // the launcher that started it
+	local *local       // set for a goroutine worker, which has no process
+	// remotePID is the worker's pid on its own machine, from its hello,
+	// when that is not the process we started (an ssh client, say).
+	remotePID int
 
 	// Guarded by pool.mu.
 	held      []*batch      // runs sent or being sent, in the order sent
@@ -92,28 +97,31 @@ func (p *Pool) startProc(slot int) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := &exec.Cmd{
-		Path:   p.command[0],
-		Args:   p.command,
-		Env:    p.env,
-		Stdin:  pipes.childIn,
-		Stdout: pipes.childOut,
-		Stderr: pipes.childErr,
-		SysProcAttr: &syscall.SysProcAttr{
-			Pdeathsig: syscall.SIGKILL,
-			// Its own process group: Ctrl-C reaches the parent alone, which
-			// decides, and a kill of the group takes the worker's children too.
-			Setpgid: true,
-		},
+	g := p.groupOf(slot)
+	cmd, err := g.launcher.Command(p.ctx, p.workerSpec(slot))
+	if err != nil {
+		pipes.closeChild()
+		pipes.closeParent()
+		return nil, fmt.Errorf("%s: %w", g.launcher, err)
 	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pipes.childIn, pipes.childOut, pipes.childErr
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	// Pdeathsig: the worker dies with us. Its own process group: Ctrl-C
+	// reaches the parent alone, which decides, and a kill of the group
+	// takes the worker's children too.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr.Setpgid = true
 	err = p.spawner.start(cmd)
 	pipes.closeChild()
 	if err != nil {
 		pipes.closeParent()
-		return nil, fmt.Errorf("start worker %q: %w", p.command[0], err)
+		return nil, fmt.Errorf("start worker %q (%s): %w", cmd.Path, g.launcher, err)
 	}
 	w := &proc{
 		pool:       p,
+		group:      g,
 		slot:       slot,
 		cmd:        cmd,
 		pid:        cmd.Process.Pid,
@@ -130,6 +138,9 @@ func (p *Pool) startProc(slot int) (*proc, error) {
 		stderrDone: make(chan struct{}),
 	}
 	w.log = p.log.Named("worker").With("pid", w.pid)
+	if !g.local {
+		w.log = w.log.With("on", g.launcher.String())
+	}
 	w.fwd = stderrlog.New(w.log)
 	p.wg.Add(3)
 	go w.waitExit()
@@ -207,6 +218,9 @@ func (w *proc) handshake() error {
 	if err == io.EOF {
 		return errNoHandshake
 	}
+	if v := (*wire.VersionError)(nil); errors.As(err, &v) {
+		return fmt.Errorf("%w: is it a build of the same program?", v)
+	}
 	if err != nil {
 		return fmt.Errorf("bad handshake (%v): %s", err, mainHint)
 	}
@@ -214,14 +228,19 @@ func (w *proc) handshake() error {
 	if !ok {
 		return fmt.Errorf("handshake began with a %s message, want hello", kindOf(m))
 	}
-	if hello.Version != wire.Version {
-		return fmt.Errorf("worker speaks protocol version %d, the pool %d: is it the same program?", hello.Version, wire.Version)
-	}
-	if err := sameTasks(registry.Names(), hello.Tasks); err != nil {
+	if err := sameTasks(registry.Signatures(), hello.Tasks); err != nil {
 		return err
+	}
+	if hello.PID != w.pid {
+		w.remotePID = hello.PID
+		w.log = w.log.With("worker_pid", hello.PID)
+	}
+	if ours := executable.BuildID(); hello.Build != ours {
+		w.log.Debug("the worker runs another build of this program, with the same tasks", "worker_build", hello.Build, "build", ours)
 	}
 	init := w.pool.cfg.Initializer
 	setup := &wire.Setup{MaxFrame: w.pool.cfg.MaxFrameSize, InitTask: init.task, InitArg: init.arg, Progress: w.pool.cfg.TaskTimeout > 0}
+	w.pool.setupFor(w.group, setup)
 	if err := w.send(setup); err != nil {
 		return fmt.Errorf("send setup: %w", err)
 	}
@@ -242,7 +261,7 @@ func (w *proc) handshake() error {
 	return nil
 }
 
-// sameTasks compares the task names of the two sides.
+// sameTasks compares the task signatures of the two sides.
 func sameTasks(ours, theirs []string) error {
 	var missing, extra []string
 	for _, n := range ours {
@@ -258,7 +277,7 @@ func sameTasks(ours, theirs []string) error {
 	if missing == nil && extra == nil {
 		return nil
 	}
-	return fmt.Errorf("the worker's registered tasks differ from the pool's (missing in the worker: %q; unknown to the pool: %q): is it the same program, with no task registered conditionally?", missing, extra)
+	return fmt.Errorf("the worker's registered tasks differ from the pool's (missing in the worker: %q; unknown to the pool: %q): is it the same build of the program, with no task registered conditionally?", missing, extra)
 }
 
 func kindOf(m wire.Message) string { return fmt.Sprintf("%T", m)[len("*wire."):] }
@@ -290,7 +309,7 @@ func (w *proc) readLoop() error {
 			return fmt.Errorf("protocol error: unexpected %s message", kindOf(m))
 		}
 		rss := int64(-1)
-		if !res.More && w.pool.cfg.MaxMemoryPerWorker > 0 {
+		if !res.More && w.pool.cfg.MaxMemoryPerWorker > 0 && w.group.local {
 			rss = procfs.ResidentMemory(w.pid) // before the caller learns of the result, so its next call sees the verdict
 		}
 		if err := w.pool.deliver(w, res, rss); err != nil {
@@ -487,8 +506,12 @@ func (w *proc) exit(streamErr error) {
 	w.stderr.Close()
 
 	w.killMu.Lock()
-	e := &WorkerExitError{PID: w.pid, ExitCode: -1, Reason: w.reason, Stderr: w.fwd.Tail()}
+	e := &WorkerExitError{PID: w.workerPID(), ExitCode: -1, Reason: w.reason, Stderr: w.fwd.Tail()}
+	handshook := w.handshook
 	w.killMu.Unlock()
+	if !w.group.local {
+		e.Host = w.group.launcher.String()
+	}
 	if w.state != nil {
 		if ws, ok := w.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			e.Signal = unix.SignalName(ws.Signal())
@@ -499,8 +522,27 @@ func (w *proc) exit(streamErr error) {
 			e.ExitCode = w.state.ExitCode()
 		}
 	}
+	if d, ok := w.group.launcher.(exitDecoder); ok {
+		d.decodeExit(e, handshook)
+	}
 	e.Err = w.initErr
 	w.report(e)
+}
+
+// workerPID is the worker's pid on the machine it runs on.
+func (w *proc) workerPID() int {
+	if w.remotePID != 0 {
+		return w.remotePID
+	}
+	return w.pid
+}
+
+// name identifies the worker in messages: "pid 123", "pid 123 on ssh build1".
+func (w *proc) name() string {
+	if w.group != nil && !w.group.local {
+		return fmt.Sprintf("pid %d on %s", w.workerPID(), w.group.launcher)
+	}
+	return fmt.Sprintf("pid %d", w.workerPID())
 }
 
 // report hands the end of the worker to the pool, and starts its

@@ -225,6 +225,7 @@ func (w *proc) observe(b *batch) {
 func (p *Pool) markReady(w *proc) {
 	p.mu.Lock()
 	w.isReady = true
+	w.group.failures = 0
 	w.signal()
 	p.mu.Unlock()
 	close(w.ready)
@@ -440,12 +441,19 @@ func (p *Pool) onExit(w *proc, e *WorkerExitError) (respawn bool) {
 		p.breakPool(w, e, "initializer failed in a replacement worker")
 		return false
 	}
+	if !w.isReady {
+		w.group.failures++
+	}
 	p.counts.deaths++
 	if p.cfg.OnCrash == Break {
 		p.breakPool(w, e, "worker died; the pool is broken")
 		return false
 	}
-	p.deaths++
+	// A host that cannot start workers is backed off, not counted against
+	// the pool, while workers elsewhere carry on.
+	if w.isReady || w.group.local || !p.anyReady() {
+		p.deaths++
+	}
 	w.log.Error("worker died; replacing it", "error", e, "held", describe(w.held), "stderr", e.Stderr)
 	p.salvage(w, e, false)
 	if p.deaths >= p.cfg.MaxConsecutiveDeaths {
@@ -456,6 +464,16 @@ func (p *Pool) onExit(w *proc, e *WorkerExitError) (respawn bool) {
 }
 
 // breakPool fails everything with the death of w as the cause.
+// anyReady reports whether some worker has completed its handshake.
+func (p *Pool) anyReady() bool {
+	for w := range p.procs {
+		if w.isReady {
+			return true
+		}
+	}
+	return false
+}
+
 func (p *Pool) breakPool(w *proc, e *WorkerExitError, why string) {
 	p.state = broken
 	p.cause = e
@@ -537,14 +555,35 @@ func (p *Pool) respawn(slot int) {
 	}
 	p.spawning++
 	p.restarts[slot]++
+	g := p.groupOf(slot)
+	wait := backoff(g.failures)
 	p.mu.Unlock()
 
-	w, err := p.startWorker(slot)
+	if wait > 0 {
+		p.log.Warn("workers keep failing to start; backing off", "on", g.launcher.String(), "failures", g.failures, "next_attempt_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+		}
+	}
+	p.mu.Lock()
+	ok := p.state == open || p.state == closing
+	p.mu.Unlock()
+	var w *proc
+	err := error(nil)
+	if ok {
+		w, err = p.startWorker(slot)
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.spawning--
 	p.settled.Broadcast()
+	if !ok {
+		return
+	}
 	if err != nil {
 		p.log.Error("could not start a replacement worker", "error", err)
 		if p.state == open || p.state == closing {

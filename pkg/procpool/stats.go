@@ -17,11 +17,12 @@ type Stats struct {
 
 // WorkerStats describes one live worker.
 type WorkerStats struct {
-	PID      int
-	Slot     int   // its place in the pool, kept by its replacements
-	Tasks    int   // calls it completed
-	Restarts int   // workers its slot has had before it
-	RSS      int64 // resident memory in bytes, or -1 if unknown
+	PID      int    // on its own machine
+	Host     string // where it runs, when not started by the default launcher
+	Slot     int    // its place in the pool, kept by its replacements
+	Tasks    int    // calls it completed
+	Restarts int    // workers its slot has had before it
+	RSS      int64  // resident memory in bytes, or -1 if unknown (always, on another machine)
 }
 
 // Stats returns a snapshot of the pool.
@@ -35,12 +36,21 @@ func (p *Pool) Stats() Stats {
 		TimedOut:  p.counts.timedOut,
 		Deaths:    p.counts.deaths,
 	}
+	local := map[int]bool{}
 	for w := range p.procs {
-		s.Workers = append(s.Workers, WorkerStats{PID: w.pid, Slot: w.slot, Tasks: w.done, Restarts: p.restarts[w.slot]})
+		ws := WorkerStats{PID: w.workerPID(), Slot: w.slot, Tasks: w.done, Restarts: p.restarts[w.slot], RSS: -1}
+		if w.group != nil && !w.group.local {
+			ws.Host = w.group.launcher.String()
+		} else {
+			local[w.slot] = true
+		}
+		s.Workers = append(s.Workers, ws)
 	}
 	p.mu.Unlock()
-	for i := range s.Workers {
-		s.Workers[i].RSS = procfs.ResidentMemory(s.Workers[i].PID)
+	for i, ws := range s.Workers {
+		if local[ws.Slot] {
+			s.Workers[i].RSS = procfs.ResidentMemory(ws.PID)
+		}
 	}
 	return s
 }
@@ -52,7 +62,7 @@ type counts struct {
 // exemptIfBloated exempts w from memory retirement if it starts above the
 // limit: retiring it would only start another like it, forever.
 func (p *Pool) exemptIfBloated(w *proc) {
-	if p.cfg.MaxMemoryPerWorker <= 0 {
+	if p.cfg.MaxMemoryPerWorker <= 0 || !w.group.local {
 		return
 	}
 	if rss := procfs.ResidentMemory(w.pid); rss > p.cfg.MaxMemoryPerWorker {

@@ -34,7 +34,7 @@ type Task[I, O any] struct {
 // workers, which are the same program, register the same tasks. A second
 // registration of a name panics.
 func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Task[I, O] {
-	registry.Register(name, registry.Func(fn), 1)
+	registry.Register(name, registry.Func(fn), registry.Signature[I, O](name), 1)
 	return &Task[I, O]{name: name}
 }
 
