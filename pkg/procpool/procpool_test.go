@@ -443,7 +443,7 @@ func TestTaskSetsMustMatch(t *testing.T) {
 	noLeaks(t)
 	_, err := procpool.New(procpool.Config{Workers: 1, Env: []string{"PROCPOOL_TEST_EXTRA_TASK=1"}, Logger: hclog.NewNullLogger()})
 	require.ErrorIs(t, err, procpool.ErrStartup)
-	assert.Contains(t, err.Error(), `unknown to the pool: ["test.extra"]`)
+	assert.Contains(t, err.Error(), `unknown to the pool: ["test.extra(int) int"]`)
 }
 
 func TestDuplicateRegistrationPanics(t *testing.T) {
