@@ -37,6 +37,15 @@
 // task fails with an error matching ErrBrokenPool that also holds a
 // *WorkerExitError naming the worker, how it died and the tail of its stderr.
 //
+// # Other machines
+//
+// A worker needs nothing but its stdin and stdout, so it can run wherever a
+// command reaches with them attached. Config.Launcher and Config.Remote take
+// Launchers: SSH runs workers through the system's ssh client (and can ship
+// this program to the host), Exec through any command such as srun,
+// kubectl exec -i or docker exec -i. The role marker travels in argv as
+// well as in the environment, since those do not forward the environment.
+//
 // # Orphans
 //
 // A worker exits when its stdin ends, so a parent that dies, even by

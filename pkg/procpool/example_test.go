@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -75,4 +76,43 @@ func ExampleRemoteError() {
 		fmt.Println(re.Task, re.Panic, re.Message)
 	}
 	// Output: test.panic true index out of range
+}
+
+// Workers on two more machines, next to two local ones. The first host gets
+// this very program uploaded into its cache; the second has a build of it
+// installed. (Not run: it needs the hosts.)
+func ExampleSSH() {
+	p, err := procpool.New(procpool.Config{
+		Workers: 2,
+		Remote: []procpool.Launcher{
+			procpool.SSH("build1", 8, procpool.ShipBinary("")),
+			procpool.SSH("alice@build2", 8, procpool.RemoteProgram("/opt/app/server"), procpool.SSHArgs("-p", "2222")),
+		},
+		OnCrash: procpool.Respawn,
+		Retries: 2,
+	})
+	if err != nil {
+		log.Fatal(err) // names the host that could not be reached, and quotes ssh
+	}
+	defer p.Close()
+	out, err := Cube.Map(context.Background(), p, []int{1, 2, 3})
+	fmt.Println(out, err)
+}
+
+// Workers started through another command that connects stdin and stdout,
+// here a shell that passes the worker's arguments on, as srun or
+// kubectl exec -i would.
+func ExampleExec() {
+	exe, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := procpool.New(procpool.Config{Launcher: procpool.Exec(2, "sh", "-c", `exec "$0" "$@"`, exe)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	out, err := Cube.Map(context.Background(), p, []int{1, 2, 3})
+	fmt.Println(out, err)
+	// Output: [1 8 27] <nil>
 }
