@@ -193,7 +193,11 @@ func (ps *pipes) closeParent() {
 func (w *proc) run() {
 	defer w.pool.wg.Done()
 	timer := time.AfterFunc(w.pool.cfg.StartTimeout, func() {
-		w.kill(fmt.Sprintf("no handshake within %s: %s", w.pool.cfg.StartTimeout, mainHint))
+		hint := mainHint
+		if !w.group.local {
+			hint = "is " + w.group.launcher.String() + " slow to connect, or does its program not call procpool.Main()?"
+		}
+		w.kill(fmt.Sprintf("no handshake within %s: %s", w.pool.cfg.StartTimeout, hint))
 	})
 	err := w.handshake()
 	timer.Stop()
