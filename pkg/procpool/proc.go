@@ -367,6 +367,7 @@ func (w *proc) sendAll() bool {
 		if err == nil {
 			err = w.w.Flush()
 		}
+		clear(runs) // the buffer must not keep finished batches, and their arguments, alive
 		if err != nil {
 			// Most often the worker has just died, and its end says why;
 			// one that stays alive without reading its stdin is killed.
