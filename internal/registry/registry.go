@@ -70,18 +70,6 @@ func Get(name string) Handler {
 	}
 }
 
-// Names returns the registered task names, sorted.
-func Names() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	names := make([]string, 0, len(entries))
-	for n := range entries {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
-
 // Signatures returns the signatures of the registered tasks, sorted. Two
 // builds whose signatures agree can run each other's calls.
 func Signatures() []string {
