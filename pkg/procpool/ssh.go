@@ -11,7 +11,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"golang.org/x/sys/unix"
 
@@ -90,6 +94,11 @@ type sshLauncher struct {
 	program  string // "" means selfPath(), or the shipped copy
 	ship     bool
 	cacheDir string
+
+	shipMu   sync.Mutex
+	unsure   atomic.Bool  // a worker found no program: ship again before the next start
+	shipDone bool         // under shipMu: shipped (or found) since the last doubt
+	log      hclog.Logger // under shipMu: the pool's, set by prepare
 }
 
 func (l *sshLauncher) Workers() int   { return l.workers }
@@ -131,7 +140,14 @@ s=$?
 kill -9 "-$w" 2>/dev/null
 exit "$s"`
 
-func (l *sshLauncher) Command(_ context.Context, spec WorkerSpec) (*exec.Cmd, error) {
+func (l *sshLauncher) Command(ctx context.Context, spec WorkerSpec) (*exec.Cmd, error) {
+	if l.unsure.Load() {
+		// The cached copy vanished (a cleaner of ~/.cache, say): ship it
+		// again rather than fail every replacement.
+		if err := l.shipOnce(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return l.command(context.Background(), workerScript, append([]string{l.remoteProgram()}, spec.Args...)...), nil
 }
 
@@ -165,6 +181,9 @@ func (l *sshLauncher) decodeExit(e *WorkerExitError, handshook bool) {
 			e.Reason = "killed before the handshake"
 		}
 	case code == 127 && noHandshake:
+		if l.ship && l.program == "" {
+			l.unsure.Store(true)
+		}
 		e.Reason = fmt.Sprintf("no worker program at %s on the host: install a build of this program there and name it with RemoteProgram, or use ShipBinary", l.remoteProgram())
 	case code == 126 && noHandshake:
 		e.Reason = fmt.Sprintf("the worker program %s on the host cannot be run", l.remoteProgram())
@@ -197,6 +216,33 @@ func (l *sshLauncher) prepare(ctx context.Context, p *Pool) error {
 	if !l.ship || l.program != "" {
 		return nil
 	}
+	l.shipMu.Lock()
+	l.log = p.log.Named("ssh")
+	l.shipDone = false // every pool checks the host once
+	l.shipMu.Unlock()
+	return l.shipOnce(ctx)
+}
+
+// shipOnce ships the program unless it has been shipped since the last
+// doubt; concurrent starts wait for one upload.
+func (l *sshLauncher) shipOnce(ctx context.Context) error {
+	l.shipMu.Lock()
+	defer l.shipMu.Unlock()
+	if l.unsure.Swap(false) {
+		l.shipDone = false
+	}
+	if l.shipDone {
+		return nil
+	}
+	if err := l.shipProgram(ctx, l.log); err != nil {
+		return err
+	}
+	l.shipDone = true
+	return nil
+}
+
+// shipProgram uploads the program unless the host has it.
+func (l *sshLauncher) shipProgram(ctx context.Context, log hclog.Logger) error {
 	d, err := executable.SHA256()
 	if err != nil {
 		return fmt.Errorf("ship the program: %w", err)
@@ -225,9 +271,9 @@ func (l *sshLauncher) prepare(ctx context.Context, p *Pool) error {
 		return fmt.Errorf("ship the program to the host: %w%s", err, stderr.suffix())
 	}
 	if sent {
-		p.log.Info("shipped the program", "to", l.String(), "bytes", d.Size, "sha256", d.SHA256, "took", time.Since(start))
+		log.Info("shipped the program", "to", l.String(), "bytes", d.Size, "sha256", d.SHA256, "took", time.Since(start))
 	} else {
-		p.log.Debug("the host has the program already", "on", l.String(), "sha256", d.SHA256)
+		log.Debug("the host has the program already", "on", l.String(), "sha256", d.SHA256)
 	}
 	return nil
 }
