@@ -289,3 +289,36 @@ func TestCancelRunningStubbornTask(t *testing.T) {
 	assert.True(t, f.Cancel(), "it stays cancelled")
 	require.NoError(t, p.Close())
 }
+
+// SleepPID sleeps, then says which process ran it.
+var SleepPID = procpool.Register("test.sleep-pid", func(_ context.Context, ms int) (int, error) {
+	time.Sleep(time.Duration(ms) * time.Millisecond)
+	return os.Getpid(), nil
+})
+
+// TestHeavyMapAfterTinyCallsIsBalanced: a pool that has just served tiny
+// calls (and so expects runs to take microseconds) still spreads a Map of
+// slow calls evenly; no worker hoards the chunks it would have prefetched
+// for quick ones.
+func TestHeavyMapAfterTinyCallsIsBalanced(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 2})
+	tiny := make([]int, 20_000)
+	_, err := Square.Map(ctx(t), p, tiny, procpool.Chunksize(1))
+	require.NoError(t, err)
+
+	in := make([]int, 200)
+	for i := range in {
+		in[i] = 5
+	}
+	pids, err := SleepPID.Map(ctx(t), p, in)
+	require.NoError(t, err)
+	per := map[int]int{}
+	for _, pid := range pids {
+		per[pid]++
+	}
+	require.Len(t, per, 2, "both workers ran calls: %v", per)
+	for pid, n := range per {
+		assert.GreaterOrEqual(t, n, 50, "worker %d ran %d of 200 calls: %v", pid, n, per)
+	}
+	require.NoError(t, p.Close())
+}

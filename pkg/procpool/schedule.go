@@ -109,7 +109,7 @@ func (p *Pool) assign(w *proc, runs []*batch) ([]*batch, []uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	wasIdle := len(w.held) == 0
-	limit := p.prefetch(w)
+	limit := min(p.prefetch(w), max(p.cfg.Prefetch, p.fairShare()))
 	now := time.Now()
 	for len(w.held) < limit && w.isReady && !w.gone && !w.stopping && !w.retiring {
 		if len(w.held) > 0 && p.wakeAnIdle(w) {
@@ -203,6 +203,20 @@ func (p *Pool) prefetch(w *proc) int {
 		return p.cfg.Prefetch
 	}
 	return max(p.cfg.Prefetch, min(maxPrefetch, int(queueTarget/w.service)))
+}
+
+// fairShare is the most runs one worker should hold so that the pending
+// runs could still be spread evenly over the ready workers. It stops a
+// worker whose runs used to be quick from taking a whole Map of slow ones
+// before its estimate catches up.
+func (p *Pool) fairShare() int {
+	ready := 0
+	for w := range p.procs {
+		if w.isReady && !w.retiring && !w.stopping {
+			ready++
+		}
+	}
+	return (p.pending + max(ready, 1) - 1) / max(ready, 1)
 }
 
 // observe updates w's running average of how long a run takes it: from
