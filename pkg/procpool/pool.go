@@ -83,22 +83,10 @@ func New(cfg Config) (*Pool, error) {
 	if cfg.Workers == 0 {
 		return nil, fmt.Errorf("%w: no workers: the launchers ask for none", ErrStartup)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	p := &Pool{
-		cfg:            cfg,
-		log:            cfg.Logger,
-		procs:          map[*proc]struct{}{},
-		restarts:       make([]int, cfg.Workers),
-		ctx:            ctx,
-		stop:           stop,
-		userGOMAXPROCS: userCfg.WorkerGOMAXPROCS,
-	}
-	p.settled = sync.NewCond(&p.mu)
 	exe, err := executable.Path()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStartup, err)
 	}
-	p.executable = exe
 	command := cfg.Command
 	if len(command) > 0 && !strings.Contains(command[0], "/") {
 		// A bare name is looked up in PATH, as exec.Command does.
@@ -108,6 +96,18 @@ func New(cfg Config) (*Pool, error) {
 		}
 		command = append([]string{path}, command[1:]...)
 	}
+	ctx, stop := context.WithCancel(context.Background())
+	p := &Pool{
+		cfg:            cfg,
+		log:            cfg.Logger,
+		executable:     exe,
+		procs:          map[*proc]struct{}{},
+		restarts:       make([]int, cfg.Workers),
+		ctx:            ctx,
+		stop:           stop,
+		userGOMAXPROCS: userCfg.WorkerGOMAXPROCS,
+	}
+	p.settled = sync.NewCond(&p.mu)
 	p.groups = groups(userCfg, command)
 	p.env = workerEnv(cfg)
 	p.spawner = newSpawner(&p.wg)
