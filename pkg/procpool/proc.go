@@ -236,8 +236,10 @@ func (w *proc) handshake() error {
 		return err
 	}
 	if hello.PID != w.pid {
+		w.pool.mu.Lock() // Stats and Workers read it
 		w.remotePID = hello.PID
 		w.log = w.log.With("worker_pid", hello.PID)
+		w.pool.mu.Unlock()
 	}
 	if ours := executable.BuildID(); hello.Build != ours {
 		w.log.Debug("the worker runs another build of this program, with the same tasks", "worker_build", hello.Build, "build", ours)

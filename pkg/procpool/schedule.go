@@ -455,8 +455,8 @@ func (p *Pool) onExit(w *proc, e *WorkerExitError) (respawn bool) {
 		p.breakPool(w, e, "initializer failed in a replacement worker")
 		return false
 	}
-	if !w.isReady {
-		w.group.failures++
+	if !w.isReady && !w.group.local {
+		w.group.failures++ // backs off a remote host; local deaths are the crash-loop guard's
 	}
 	p.counts.deaths++
 	if p.cfg.OnCrash == Break {
@@ -570,11 +570,11 @@ func (p *Pool) respawn(slot int) {
 	p.spawning++
 	p.restarts[slot]++
 	g := p.groupOf(slot)
-	wait := backoff(g.failures)
+	failures := g.failures
 	p.mu.Unlock()
 
-	if wait > 0 {
-		p.log.Warn("workers keep failing to start; backing off", "on", g.launcher.String(), "failures", g.failures, "next_attempt_in", wait)
+	if wait := backoff(failures); wait > 0 {
+		p.log.Warn("workers keep failing to start; backing off", "on", g.launcher.String(), "failures", failures, "next_attempt_in", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:

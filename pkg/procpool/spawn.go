@@ -24,9 +24,11 @@ func newSpawner(wg *sync.WaitGroup) *spawner {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		// Never unlocked: when this goroutine returns the thread exits with
-		// it, and by then every child has been reaped.
+		// Unlocked, not left to die with the goroutine: the thread may have
+		// started children of the program's own with Pdeathsig before we
+		// locked it, and its exit would kill them. Ours are reaped by now.
 		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		for r := range s.reqs {
 			r.reply <- r.cmd.Start()
 		}
