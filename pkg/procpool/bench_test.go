@@ -19,6 +19,11 @@ import (
 func BenchmarkPipeFloor(b *testing.B) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "PROCPOOL_TEST_ROLE=pipe-echo")
+	pingPong(b, cmd)
+}
+
+// pingPong times 16-byte round trips through cmd, which runs pipeEcho.
+func pingPong(b *testing.B, cmd *exec.Cmd) {
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)

@@ -2,6 +2,8 @@ package procpool_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -17,10 +19,24 @@ import (
 //
 //	go test -run '^$' -bench Launchers -count 6 ./pkg/procpool/ | benchstat -
 //
-// RoundTrip is one Submit+Get; Map is the throughput of a trivial task over
-// 100,000 items at the default chunk size, reported as items/s.
+// Floor is a raw 16-byte ping-pong with a re-exec'd child, directly or
+// through ssh, with no pool and no encoding; RoundTrip is one Submit+Get;
+// Map is the throughput of a trivial task over 100,000 items at the
+// default chunk size, reported as items/s.
 func BenchmarkLaunchers(b *testing.B) {
 	srv := sshtest.Start(b)
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Floor/local", func(b *testing.B) {
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), "PROCPOOL_TEST_ROLE=pipe-echo")
+		pingPong(b, cmd)
+	})
+	b.Run("Floor/ssh", func(b *testing.B) {
+		pingPong(b, exec.Command("ssh", append(srv.ClientArgs(), "-T", sshtest.Dest, "env", "PROCPOOL_TEST_ROLE=pipe-echo", exe)...))
+	})
 	launchers := []struct {
 		name string
 		cfg  procpool.Config
