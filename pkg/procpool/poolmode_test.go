@@ -290,12 +290,6 @@ func TestCancelRunningStubbornTask(t *testing.T) {
 	require.NoError(t, p.Close())
 }
 
-// SleepPID sleeps, then says which process ran it.
-var SleepPID = procpool.Register("test.sleep-pid", func(_ context.Context, ms int) (int, error) {
-	time.Sleep(time.Duration(ms) * time.Millisecond)
-	return os.Getpid(), nil
-})
-
 // TestHeavyMapAfterTinyCallsIsBalanced: a pool that has just served tiny
 // calls (and so expects runs to take microseconds) still spreads a Map of
 // slow calls evenly; no worker hoards the chunks it would have prefetched
@@ -310,7 +304,7 @@ func TestHeavyMapAfterTinyCallsIsBalanced(t *testing.T) {
 	for i := range in {
 		in[i] = 5
 	}
-	pids, err := SleepPID.Map(ctx(t), p, in)
+	pids, err := SlowPID.Map(ctx(t), p, in)
 	require.NoError(t, err)
 	per := map[int]int{}
 	for _, pid := range pids {
