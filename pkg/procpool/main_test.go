@@ -1,6 +1,7 @@
 package procpool_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -69,6 +70,50 @@ func runParent() int {
 	_, err = Sleep.Map(context.Background(), p, []int{60000, 60000, 60000, 60000})
 	fmt.Println("map returned", err)
 	return 0
+}
+
+// startParent runs this test binary as a parent process in role (with env
+// added), in a process group of its own, and returns it with the worker pids
+// it printed first. The test kills it at the end if it still runs.
+func startParent(t *testing.T, role string, env ...string) (*exec.Cmd, []int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(append(os.Environ(), "PROCPOOL_TEST_ROLE="+role), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("parent's stderr:\n%s", stderr)
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		lines <- line
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the parent process never reported its workers")
+	}
+	fields := strings.Fields(line)
+	require.NotEmpty(t, fields, "the parent printed nothing")
+	require.Equal(t, "pids", fields[0], line)
+	var pids []int
+	for _, f := range fields[1:] {
+		pid, err := strconv.Atoi(f)
+		require.NoError(t, err)
+		pids = append(pids, pid)
+	}
+	require.Len(t, pids, 2)
+	return cmd, pids
 }
 
 // Tasks the tests run. Each is registered at package level, so the parent

@@ -1,14 +1,10 @@
 package procpool_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -469,32 +465,9 @@ func TestParentDeathTakesTheWorkers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			noLeaks(t)
-			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), "PROCPOOL_TEST_ROLE=parent")
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			out, err := cmd.StdoutPipe()
-			require.NoError(t, err)
-			require.NoError(t, cmd.Start())
-			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			lines := make(chan string, 1)
-			go func() {
-				line, _ := bufio.NewReader(out).ReadString('\n')
-				lines <- line
-			}()
-			var line string
-			select {
-			case line = <-lines:
-			case <-time.After(30 * time.Second):
-				t.Fatal("the parent process never reported its workers")
-			}
-			fields := strings.Fields(line)
-			require.Equal(t, "pids", fields[0], line)
-			var pids []int
-			for _, f := range fields[1:] {
-				pid, err := strconv.Atoi(f)
-				require.NoError(t, err)
+			cmd, pids := startParent(t, "parent")
+			for _, pid := range pids {
 				require.True(t, running(pid))
-				pids = append(pids, pid)
 			}
 			require.Len(t, pids, 2)
 			time.Sleep(50 * time.Millisecond) // let the Map reach the workers

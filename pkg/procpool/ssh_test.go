@@ -1,7 +1,6 @@
 package procpool_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -354,50 +353,77 @@ func TestSSHRemoteProgramMissing(t *testing.T) {
 	assertNoRemoteWorkers(t, srv)
 }
 
-// A user checks: a remote worker killed mid-call (as the OOM killer would)
-// is reported with its remote pid, its host and SIGKILL; Break breaks the
-// pool, Respawn fails only that call and replaces the worker.
-func TestSSHRemoteWorkerKilled(t *testing.T) {
-	for _, tc := range []struct {
-		policy procpool.CrashPolicy
-		want   error
+// A user checks: a remote worker that dies mid-call, killed on its host
+// (as the OOM killer would) or cut off with its connection, is reported with
+// its remote pid, its host and how it ended; Break breaks the pool, Respawn
+// fails only that call and connects a replacement; no remote worker lingers.
+func TestSSHWorkerLost(t *testing.T) {
+	for _, how := range []struct {
+		name  string
+		kill  func(t *testing.T, srv *sshtest.Server, pid int)
+		check func(t *testing.T, exit *procpool.WorkerExitError, err error)
 	}{
-		{procpool.Break, procpool.ErrBrokenPool},
-		{procpool.Respawn, procpool.ErrWorkerLost},
+		{
+			name: "worker killed",
+			kill: func(t *testing.T, _ *sshtest.Server, pid int) { require.NoError(t, syscall.Kill(pid, syscall.SIGKILL)) },
+			check: func(t *testing.T, exit *procpool.WorkerExitError, err error) {
+				assert.Equal(t, "SIGKILL", exit.Signal)
+				assert.Equal(t, -1, exit.ExitCode)
+				assert.Contains(t, err.Error(), "killed by SIGKILL")
+			},
+		},
+		{
+			name: "connection cut",
+			kill: func(t *testing.T, srv *sshtest.Server, pid int) {
+				require.NoError(t, syscall.Kill(sessionOf(t, srv, pid), syscall.SIGKILL))
+			},
+			check: func(t *testing.T, exit *procpool.WorkerExitError, _ error) {
+				assert.Equal(t, 255, exit.ExitCode)
+				assert.Empty(t, exit.Signal)
+				assert.Contains(t, exit.Reason, "ssh")
+			},
+		},
 	} {
-		t.Run(tc.policy.String(), func(t *testing.T) {
-			srv := startSSHD(t)
-			p, _ := newSSHPool(t, srv, procpool.Config{Remote: []procpool.Launcher{sshTo(srv, 2)}, OnCrash: tc.policy})
-			before := p.Workers()
+		for _, policy := range []struct {
+			policy procpool.CrashPolicy
+			want   error
+		}{
+			{procpool.Break, procpool.ErrBrokenPool},
+			{procpool.Respawn, procpool.ErrWorkerLost},
+		} {
+			t.Run(how.name+"/"+policy.policy.String(), func(t *testing.T) {
+				srv := startSSHD(t)
+				p, _ := newSSHPool(t, srv, procpool.Config{Remote: []procpool.Launcher{sshTo(srv, 2)}, OnCrash: policy.policy})
+				before := p.Workers()
 
-			marker := filepath.Join(t.TempDir(), "held")
-			f := Hold.Submit(p, marker)
-			pid := waitHold(t, marker)
-			require.Contains(t, before, pid)
-			require.True(t, isRemoteWorker(srv, pid))
-			require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+				marker := filepath.Join(t.TempDir(), "held")
+				f := Hold.Submit(p, marker)
+				pid := waitHold(t, marker)
+				require.Contains(t, before, pid)
+				require.True(t, isRemoteWorker(srv, pid))
+				how.kill(t, srv, pid)
 
-			_, err := f.Get(ctx(t))
-			t.Log(err)
-			exit := requireWorkerExit(t, err, tc.want, pid)
-			assert.Equal(t, "SIGKILL", exit.Signal)
-			assert.Equal(t, -1, exit.ExitCode)
-			assert.Contains(t, err.Error(), "killed by SIGKILL")
+				_, err := f.Get(ctx(t))
+				t.Log(err)
+				how.check(t, requireWorkerExit(t, err, policy.want, pid), err)
+				require.Eventually(t, func() bool { return !running(pid) }, 3*time.Second, 10*time.Millisecond,
+					"the remote worker outlived its end")
 
-			if tc.policy == procpool.Break {
-				_, err := Square.Submit(p, 2).Get(ctx(t))
-				require.ErrorIs(t, err, procpool.ErrBrokenPool, "a broken pool refuses work")
-				return
-			}
-			replacement := waitReplacement(t, srv, p, before)
-			served := servedBy(t, p, 40)
-			assert.NotContains(t, served, pid)
-			assert.Contains(t, served, replacement, "the new SSH worker serves calls: %v", served)
-			st := p.Stats()
-			assert.Equal(t, 1, st.Deaths)
-			assert.Equal(t, 1, st.Lost)
-			require.NoError(t, p.Close())
-		})
+				if policy.policy == procpool.Break {
+					_, err := Square.Submit(p, 2).Get(ctx(t))
+					require.ErrorIs(t, err, procpool.ErrBrokenPool, "a broken pool refuses work")
+					return
+				}
+				replacement := waitReplacement(t, srv, p, before)
+				served := servedBy(t, p, 40)
+				assert.NotContains(t, served, pid)
+				assert.Contains(t, served, replacement, "the new SSH worker serves calls: %v", served)
+				st := p.Stats()
+				assert.Equal(t, 1, st.Deaths)
+				assert.Equal(t, 1, st.Lost)
+				require.NoError(t, p.Close())
+			})
+		}
 	}
 }
 
@@ -421,49 +447,6 @@ func waitReplacement(t *testing.T, srv *sshtest.Server, p *procpool.Pool, before
 		return len(remote) == len(before) && fresh != 0
 	}, 15*time.Second, 10*time.Millisecond, "no replacement SSH worker: %v", p.Stats())
 	return fresh
-}
-
-// A user checks: a dropped connection is the death of its worker (ssh's
-// exit code 255, a reason that blames ssh), the remote worker does not
-// linger, and Respawn connects a replacement.
-func TestSSHConnectionCut(t *testing.T) {
-	for _, tc := range []struct {
-		policy procpool.CrashPolicy
-		want   error
-	}{
-		{procpool.Break, procpool.ErrBrokenPool},
-		{procpool.Respawn, procpool.ErrWorkerLost},
-	} {
-		t.Run(tc.policy.String(), func(t *testing.T) {
-			srv := startSSHD(t)
-			p, _ := newSSHPool(t, srv, procpool.Config{Remote: []procpool.Launcher{sshTo(srv, 2)}, OnCrash: tc.policy})
-			before := p.Workers()
-
-			marker := filepath.Join(t.TempDir(), "held")
-			f := Hold.Submit(p, marker)
-			pid := waitHold(t, marker)
-			session := sessionOf(t, srv, pid)
-			require.NoError(t, syscall.Kill(session, syscall.SIGKILL))
-
-			_, err := f.Get(ctx(t))
-			t.Log(err)
-			exit := requireWorkerExit(t, err, tc.want, pid)
-			assert.Equal(t, 255, exit.ExitCode)
-			assert.Empty(t, exit.Signal)
-			assert.Contains(t, exit.Reason, "ssh")
-			require.Eventually(t, func() bool { return !running(pid) }, 3*time.Second, 10*time.Millisecond,
-				"the remote worker outlived its connection")
-
-			if tc.policy == procpool.Break {
-				return
-			}
-			replacement := waitReplacement(t, srv, p, before)
-			served := servedBy(t, p, 40)
-			assert.NotContains(t, served, pid)
-			assert.Contains(t, served, replacement, "the new SSH worker serves calls: %v", served)
-			require.NoError(t, p.Close())
-		})
-	}
 }
 
 // A user checks: a host that cannot be reached fails New within moments,
@@ -615,47 +598,11 @@ func runSSHParent() int {
 func TestSSHParentKilled(t *testing.T) {
 	srv := startSSHD(t)
 	holds := t.TempDir()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(),
-		"PROCPOOL_TEST_ROLE=ssh-parent",
+	cmd, pids := startParent(t, "ssh-parent",
 		"PROCPOOL_TEST_SSH_ARGS="+strings.Join(srv.ClientArgs(), "\n"),
 		"PROCPOOL_TEST_HOLD_DIR="+holds)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	reaped := false
-	t.Cleanup(func() {
-		if !reaped {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("parent's stderr:\n%s", stderr)
-		}
-	})
-	lines := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		lines <- line
-	}()
-	var line string
-	select {
-	case line = <-lines:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the parent process never reported its workers")
-	}
-	fields := strings.Fields(line)
-	require.NotEmpty(t, fields)
-	require.Equal(t, "pids", fields[0], line)
-	var pids []int
-	for _, f := range fields[1:] {
-		pid, err := strconv.Atoi(f)
-		require.NoError(t, err)
+	for _, pid := range pids {
 		require.True(t, isRemoteWorker(srv, pid), "pid %d is a worker under the sshd", pid)
-		pids = append(pids, pid)
 	}
 	require.Len(t, pids, 2)
 	require.Eventually(t, func() bool {
@@ -664,9 +611,7 @@ func TestSSHParentKilled(t *testing.T) {
 	}, 15*time.Second, 5*time.Millisecond, "the parent's Map never reached a worker")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	err = cmd.Wait()
-	reaped = true
-	require.ErrorContains(t, err, "signal: killed")
+	require.ErrorContains(t, cmd.Wait(), "signal: killed")
 	require.Eventually(t, func() bool {
 		for _, pid := range pids {
 			if running(pid) {
