@@ -240,7 +240,12 @@ func (m *Result) decode(d *Decoder) error {
 	if err != nil {
 		return err
 	}
-	m.Items = make([]Item, n)
+	if m.Items == nil || cap(m.Items) < n {
+		m.Items = make([]Item, n)
+	} else {
+		m.Items = m.Items[:n]
+		clear(m.Items)
+	}
 	for i := range m.Items {
 		if err := m.Items[i].decode(d); err != nil {
 			return err
@@ -318,11 +323,14 @@ func (e *Encoder) Message(m Message) ([]byte, error) {
 }
 
 // Decoder decodes message bodies. Byte fields of a decoded message refer
-// into the body; the caller must not reuse it while they are in use.
+// into the body; the caller must not reuse it while they are in use. A
+// decoded Result is the Decoder's own, reused by the next Decode: results
+// are the parent's hot path, and it is done with each before the next.
 type Decoder struct {
-	body []byte
-	rd   bytes.Reader
-	dec  *msgpack.Decoder
+	result Result
+	body   []byte
+	rd     bytes.Reader
+	dec    *msgpack.Decoder
 }
 
 // NewDecoder returns a Decoder.
@@ -381,7 +389,7 @@ func (d *Decoder) message() (Message, error) {
 	case KindRun:
 		m = new(Run)
 	case KindResult:
-		m = new(Result)
+		m = &d.result
 	case KindCancel:
 		m = new(Cancel)
 	default:
