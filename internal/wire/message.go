@@ -324,13 +324,31 @@ func (e *Encoder) Message(m Message) ([]byte, error) {
 
 // Decoder decodes message bodies. Byte fields of a decoded message refer
 // into the body; the caller must not reuse it while they are in use. A
-// decoded Result is the Decoder's own, reused by the next Decode: results
-// are the parent's hot path, and it is done with each before the next.
+// decoded Result is the Decoder's own, reused by the next Decode once the
+// caller has called Release: results are the parent's hot path, and it is
+// done with each before the next.
 type Decoder struct {
 	result Result
 	body   []byte
 	rd     bytes.Reader
 	dec    *msgpack.Decoder
+}
+
+// maxKeptItems bounds the items buffer a Decoder keeps between results
+// (64 bytes each): a result of a huge chunk gets a buffer of its own.
+const maxKeptItems = 16 << 10
+
+// Release tells d that the Result it decoded last is no longer in use. It
+// forgets the values, so that they do not keep the frame alive, and lets go
+// of a buffer too large to keep.
+func (d *Decoder) Release() {
+	items := d.result.Items[:cap(d.result.Items)]
+	if len(items) > maxKeptItems {
+		d.result.Items = nil
+		return
+	}
+	clear(items)
+	d.result.Items = items[:0]
 }
 
 // NewDecoder returns a Decoder.

@@ -345,3 +345,32 @@ func TestHelloOtherVersion(t *testing.T) {
 func TestRoleArg(t *testing.T) {
 	require.Equal(t, fmt.Sprintf("--procpool-worker=%d", Version), RoleArg())
 }
+
+// TestResultReuse: a Decoder reuses its Result, yet each decode stands
+// alone (no status leaks from an earlier item), and Release drops a buffer
+// too large to keep.
+func TestResultReuse(t *testing.T) {
+	enc := NewEncoder()
+	d := NewDecoder()
+	decode := func(m *Result) *Result {
+		body, err := enc.Message(m)
+		require.NoError(t, err)
+		got, err := d.Decode(append([]byte(nil), body...))
+		require.NoError(t, err)
+		return got.(*Result)
+	}
+	first := decode(&Result{ID: 1, Items: []Item{{Status: StatusPanic, Message: "boom", Stack: "s"}, {Value: []byte{1}}}})
+	require.Equal(t, StatusPanic, first.Items[0].Status)
+	second := decode(&Result{ID: 2, Items: []Item{{Value: []byte{2}}}})
+	require.Equal(t, []Item{{Value: []byte{2}}}, second.Items)
+	d.Release()
+	require.Zero(t, d.result.Items[:1][0], "released values do not pin the frame")
+
+	big := make([]Item, maxKeptItems+1)
+	for i := range big {
+		big[i].Value = []byte{byte(i)}
+	}
+	require.Len(t, decode(&Result{ID: 3, Items: big}).Items, len(big))
+	d.Release()
+	require.Nil(t, d.result.Items)
+}

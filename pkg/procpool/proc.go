@@ -318,7 +318,9 @@ func (w *proc) readLoop() error {
 		if !res.More && w.pool.cfg.MaxMemoryPerWorker > 0 && w.group.local {
 			rss = procfs.ResidentMemory(w.pid) // before the caller learns of the result, so its next call sees the verdict
 		}
-		if err := w.pool.deliver(w, res, rss); err != nil {
+		err = w.pool.deliver(w, res, rss)
+		w.dec.Release()
+		if err != nil {
 			return err
 		}
 	}
