@@ -115,3 +115,30 @@ func TestGoroutineBackendRecyclesAndInitializes(t *testing.T) {
 	assert.GreaterOrEqual(t, restarts, 8)
 	require.NoError(t, p.Terminate())
 }
+
+// TestGoroutineBackendFastRecycling retires a goroutine worker after every
+// call, so replacements start, serve and end as fast as the scheduler
+// allows. A replacement that ends before the pool has counted it must not
+// stay counted, or Close would wait for it for ever.
+func TestGoroutineBackendFastRecycling(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 2, Backend: procpool.Goroutines, MaxTasksPerWorker: 1})
+	fs := make([]*procpool.Future[int], 2000)
+	for i := range fs {
+		fs[i] = Square.Submit(p, i)
+	}
+	for i, f := range fs {
+		v, err := f.Get(ctx(t))
+		require.NoError(t, err)
+		require.Equal(t, i*i, v)
+	}
+	require.Eventually(t, func() bool { return len(p.Stats().Workers) == 2 }, 5*time.Second, time.Millisecond,
+		"workers: %v", p.Stats().Workers)
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close hangs: the pool waits for a worker that has ended")
+	}
+}

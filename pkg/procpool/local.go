@@ -57,7 +57,8 @@ type local struct {
 	cancelled map[uint64]bool    // runs cancelled before they started
 }
 
-// startWorker starts a worker of the configured backend.
+// startWorker starts a worker of the configured backend; it is one of the
+// pool's workers before it can end.
 func (p *Pool) startWorker(slot int) (*proc, error) {
 	if p.cfg.Backend == Goroutines {
 		return p.startLocal(slot), nil
@@ -77,6 +78,7 @@ func (p *Pool) startLocal(slot int) *proc {
 		local:    &local{stop: make(chan struct{}), cancelled: map[uint64]bool{}},
 	}
 	w.log = p.log.Named("worker").With("goroutine", slot)
+	p.adopt(w)
 	p.wg.Add(1)
 	go w.serveLocal()
 	return w

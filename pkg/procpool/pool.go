@@ -123,9 +123,6 @@ func New(cfg Config) (*Pool, error) {
 			p.Terminate()
 			return nil, fmt.Errorf("%w: %w", ErrStartup, err)
 		}
-		p.mu.Lock()
-		p.procs[w] = struct{}{}
-		p.mu.Unlock()
 		procs = append(procs, w)
 	}
 	for _, w := range procs {

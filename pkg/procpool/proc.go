@@ -142,11 +142,21 @@ func (p *Pool) startProc(slot int) (*proc, error) {
 		w.log = w.log.With("on", g.launcher.String())
 	}
 	w.fwd = stderrlog.New(w.log)
+	p.adopt(w)
 	p.wg.Add(3)
 	go w.waitExit()
 	go w.forwardStderr()
 	go w.run()
 	return w, nil
+}
+
+// adopt makes w one of the pool's workers. It must come before w's
+// goroutines start: a worker that ended before it was counted would be
+// waited for for ever.
+func (p *Pool) adopt(w *proc) {
+	p.mu.Lock()
+	p.procs[w] = struct{}{}
+	p.mu.Unlock()
 }
 
 type pipes struct {

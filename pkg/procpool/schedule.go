@@ -607,7 +607,6 @@ func (p *Pool) respawn(slot int) {
 		}
 		return
 	}
-	p.procs[w] = struct{}{}
 	if p.state != open && p.state != closing {
 		w.kill("the pool stopped while it started")
 	}
