@@ -138,8 +138,8 @@ func (p *Pool) startProc(slot int) (*proc, error) {
 		stderrDone: make(chan struct{}),
 	}
 	w.log = p.log.Named("worker").With("pid", w.pid)
-	if !g.local {
-		w.log = w.log.With("on", g.launcher.String())
+	if h := w.host(); h != "" {
+		w.log = w.log.With("on", h)
 	}
 	w.fwd = stderrlog.New(w.log)
 	p.adopt(w)
@@ -528,9 +528,7 @@ func (w *proc) exit(streamErr error) {
 	e := &WorkerExitError{PID: w.workerPID(), ExitCode: -1, Reason: w.reason, Stderr: w.fwd.Tail()}
 	handshook := w.handshook
 	w.killMu.Unlock()
-	if !w.group.local {
-		e.Host = w.group.launcher.String()
-	}
+	e.Host = w.host()
 	if w.state != nil {
 		if ws, ok := w.state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			e.Signal = unix.SignalName(ws.Signal())
@@ -556,10 +554,19 @@ func (w *proc) workerPID() int {
 	return w.pid
 }
 
+// host says where the worker runs: "" for the default launcher's workers,
+// else the launcher ("ssh build1").
+func (w *proc) host() string {
+	if w.group.local {
+		return ""
+	}
+	return w.group.launcher.String()
+}
+
 // name identifies the worker in messages: "pid 123", "pid 123 on ssh build1".
 func (w *proc) name() string {
-	if w.group != nil && !w.group.local {
-		return fmt.Sprintf("pid %d on %s", w.workerPID(), w.group.launcher)
+	if h := w.host(); h != "" {
+		return fmt.Sprintf("pid %d on %s", w.workerPID(), h)
 	}
 	return fmt.Sprintf("pid %d", w.workerPID())
 }

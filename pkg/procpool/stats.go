@@ -36,19 +36,12 @@ func (p *Pool) Stats() Stats {
 		TimedOut:  p.counts.timedOut,
 		Deaths:    p.counts.deaths,
 	}
-	local := map[int]bool{}
 	for w := range p.procs {
-		ws := WorkerStats{PID: w.workerPID(), Slot: w.slot, Tasks: w.done, Restarts: p.restarts[w.slot], RSS: -1}
-		if w.group != nil && !w.group.local {
-			ws.Host = w.group.launcher.String()
-		} else {
-			local[w.slot] = true
-		}
-		s.Workers = append(s.Workers, ws)
+		s.Workers = append(s.Workers, WorkerStats{PID: w.workerPID(), Host: w.host(), Slot: w.slot, Tasks: w.done, Restarts: p.restarts[w.slot], RSS: -1})
 	}
 	p.mu.Unlock()
 	for i, ws := range s.Workers {
-		if local[ws.Slot] {
+		if ws.Host == "" { // a process of this machine, or this very one
 			s.Workers[i].RSS = procfs.ResidentMemory(ws.PID)
 		}
 	}
