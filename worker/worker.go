@@ -10,8 +10,6 @@
 package worker
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -19,11 +17,9 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/procpool/procpool/internal/codec"
 	"github.com/procpool/procpool/internal/executable"
 	"github.com/procpool/procpool/internal/registry"
 	"github.com/procpool/procpool/internal/wire"
@@ -83,11 +79,8 @@ func Serve() {
 	// has done this already; a remote shell has not.
 	_ = unix.Setpgid(0, 0)
 	s := &server{
-		r:      wire.NewReader(in, wire.DefaultMaxFrame),
-		w:      wire.NewWriter(out, wire.DefaultMaxFrame),
-		dec:    wire.NewDecoder(),
+		stream: wire.NewStream(in, out, wire.DefaultMaxFrame),
 		runs:   make(chan *wire.Run, 64),
-		queued: map[uint64]bool{},
 	}
 	if err := s.serve(); err != nil {
 		fmt.Fprintf(os.Stderr, "procpool worker: %v\n", err)
@@ -129,18 +122,13 @@ func protectStreams() (in, out *os.File, err error) {
 	return os.NewFile(uintptr(inFD), "procpool-in"), os.NewFile(uintptr(outFD), "procpool-out"), nil
 }
 
+// server is a worker process's side of the protocol: a reader goroutine
+// takes Runs and Cancels off the stream, and the serve loop executes the runs
+// in order.
 type server struct {
-	r   *wire.Reader
-	w   *wire.Writer
-	dec *wire.Decoder
-
-	runs     chan *wire.Run
-	progress bool // send each call's result as soon as it ends
-
-	mu        sync.Mutex
-	queued    map[uint64]bool    // runs received and not started: true once cancelled
-	currentID uint64             // the run in progress
-	cancel    context.CancelFunc // cancels the call in progress (in progress mode) or the run
+	stream *wire.Stream
+	runs   chan *wire.Run // from the reader to the serve loop
+	x      *Executor
 }
 
 func (s *server) serve() error {
@@ -148,15 +136,13 @@ func (s *server) serve() error {
 	if err != nil {
 		return err
 	}
-	s.progress = setup.Progress
 	applySettings(setup)
-	c := codec.New()
+	s.x = NewExecutor(setup.MaxFrame, setup.Progress)
 	ready := &wire.Ready{}
 	if setup.InitTask != "" {
-		ready.Init = registry.Get(setup.InitTask)(context.Background(), c, setup.InitArg)
-		c.Reset()
+		ready.Init = s.x.Init(setup.InitTask, setup.InitArg)
 	}
-	if err := s.send(ready); err != nil {
+	if err := s.stream.Send(ready); err != nil {
 		return err
 	}
 	if ready.Init.Status != wire.StatusOK {
@@ -164,9 +150,18 @@ func (s *server) serve() error {
 	}
 
 	go s.readLoop()
-	budget := s.w.Max() - 64 // room for the Result envelope
+	emit := func(res *wire.Result, flush bool) error {
+		err := s.stream.Write(res)
+		if err == nil && flush {
+			err = s.stream.Flush()
+		}
+		if err != nil {
+			return fmt.Errorf("write result: %w", err)
+		}
+		return nil
+	}
 	for r := range s.runs {
-		if err := s.execute(c, r, budget); err != nil {
+		if err := s.x.Execute(r, emit); err != nil {
 			return err
 		}
 	}
@@ -178,10 +173,10 @@ func (s *server) handshake() (*wire.Setup, error) {
 		fmt.Fprintf(os.Stderr, "procpool worker: parent speaks protocol %q, this binary %d\n", role, wire.Version)
 	}
 	hello := &wire.Hello{Version: wire.Version, PID: os.Getpid(), Tasks: registry.Signatures(), Build: executable.BuildID()}
-	if err := s.send(hello); err != nil {
+	if err := s.stream.Send(hello); err != nil {
 		return nil, err
 	}
-	m, err := s.read()
+	m, err := s.stream.Read()
 	if err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
@@ -189,10 +184,10 @@ func (s *server) handshake() (*wire.Setup, error) {
 	if !ok {
 		return nil, fmt.Errorf("handshake: got a %T message, want setup", m)
 	}
-	if setup.MaxFrame > 0 {
-		s.r.SetMax(setup.MaxFrame)
-		s.w.SetMax(setup.MaxFrame)
+	if setup.MaxFrame <= 0 {
+		setup.MaxFrame = wire.DefaultMaxFrame
 	}
+	s.stream.SetMax(setup.MaxFrame)
 	return setup, nil
 }
 
@@ -211,27 +206,12 @@ func applySettings(setup *wire.Setup) {
 	}
 }
 
-func (s *server) read() (wire.Message, error) {
-	body, err := s.r.ReadFrame()
-	if err != nil {
-		return nil, err
-	}
-	return s.dec.Decode(body)
-}
-
-func (s *server) send(m wire.Message) error {
-	if err := s.w.Write(m); err != nil {
-		return err
-	}
-	return s.w.Flush()
-}
-
 // readLoop reads frames until the parent closes the stream. The end of the
 // stream ends the process at once, even mid-task: the parent is gone or has
 // no more use for this worker, and nothing may outlive it.
 func (s *server) readLoop() {
 	for {
-		m, err := s.read()
+		m, err := s.stream.Read()
 		if err == io.EOF {
 			exit(0)
 		}
@@ -241,110 +221,13 @@ func (s *server) readLoop() {
 		}
 		switch m := m.(type) {
 		case *wire.Run:
-			s.mu.Lock()
-			s.queued[m.ID] = false
-			s.mu.Unlock()
+			s.x.Queue(m.ID)
 			s.runs <- m
 		case *wire.Cancel:
-			s.mu.Lock()
-			if m.ID == s.currentID && s.cancel != nil {
-				s.cancel()
-			} else if _, ok := s.queued[m.ID]; ok {
-				s.queued[m.ID] = true
-			}
-			s.mu.Unlock()
+			s.x.Cancel(m.ID)
 		default:
 			fmt.Fprintf(os.Stderr, "procpool worker: unexpected %T message from parent\n", m)
 			exit(ExitProtocol)
 		}
 	}
 }
-
-// execute runs every call of r in order and sends the results, split into
-// frames of at most budget bytes, or one frame per call in progress mode. The
-// last frame is flushed before execute returns, so the parent knows which run
-// was in progress if this process dies: the first one it has no complete
-// result for.
-func (s *server) execute(c *codec.Codec, r *wire.Run, budget int) error {
-	runCtx, cancelRun := context.WithCancel(context.Background())
-	defer cancelRun()
-	s.mu.Lock()
-	if s.queued[r.ID] {
-		cancelRun()
-	}
-	delete(s.queued, r.ID)
-	s.currentID, s.cancel = r.ID, cancelRun
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.currentID, s.cancel = 0, nil
-		s.mu.Unlock()
-	}()
-
-	res := &wire.Result{ID: r.ID, Items: make([]wire.Item, 0, len(r.Args))}
-	size := 0
-	h := registry.Get(r.Task)
-	for i, arg := range r.Args {
-		it := s.callOne(runCtx, c, h, arg)
-		n := itemSize(&it)
-		if n > budget {
-			it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), budget)}
-			n = itemSize(&it)
-		}
-		if size+n > budget {
-			if err := s.sendPart(c, res, &it); err != nil {
-				return err
-			}
-			size = 0
-		}
-		res.Items = append(res.Items, it)
-		size += n
-		if s.progress && i < len(r.Args)-1 {
-			if err := s.sendPart(c, res, nil); err != nil {
-				return err
-			}
-			if err := s.w.Flush(); err != nil {
-				return fmt.Errorf("write result: %w", err)
-			}
-			size = 0
-		}
-	}
-	err := s.send(res)
-	c.Reset()
-	if err != nil {
-		return fmt.Errorf("write result: %w", err)
-	}
-	return nil
-}
-
-// callOne runs one call; in progress mode under a context of its own, so
-// that cancelling it spares the rest of the run.
-func (s *server) callOne(runCtx context.Context, c *codec.Codec, h registry.Handler, arg []byte) wire.Item {
-	if !s.progress {
-		return h(runCtx, c, arg)
-	}
-	ctx, cancel := context.WithCancel(runCtx)
-	defer cancel()
-	s.mu.Lock()
-	s.cancel = cancel
-	s.mu.Unlock()
-	return h(ctx, c, arg)
-}
-
-// sendPart writes the results so far as a part (More set) and empties res.
-// The arena is reset, so next, the item not yet in res, gets its own copy.
-func (s *server) sendPart(c *codec.Codec, res *wire.Result, next *wire.Item) error {
-	res.More = true
-	if err := s.w.Write(res); err != nil {
-		return fmt.Errorf("write result: %w", err)
-	}
-	if next != nil {
-		next.Value = bytes.Clone(next.Value)
-	}
-	c.Reset()
-	res.Items, res.More = res.Items[:0], false
-	return nil
-}
-
-// itemSize bounds the encoded size of an item.
-func itemSize(it *wire.Item) int { return len(it.Value) + len(it.Message) + len(it.Stack) + 16 }

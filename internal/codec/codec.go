@@ -97,6 +97,13 @@ func (c *Codec) Len() int { return c.arena.Len() }
 // Bytes returns the arena's contents, valid until Reset.
 func (c *Codec) Bytes() []byte { return c.arena.Bytes() }
 
+// Truncate drops the bytes of the arena after the first n.
+func (c *Codec) Truncate(n int) { c.arena.Truncate(n) }
+
+// Discard drops the first n bytes of the arena; the rest moves down by n.
+// Slices returned by Encode become invalid.
+func (c *Codec) Discard(n int) { c.arena.Next(n) }
+
 // Reset empties the arena; slices returned by Encode become invalid.
 func (c *Codec) Reset() { c.arena.Reset() }
 

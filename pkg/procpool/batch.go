@@ -14,7 +14,7 @@ type batch struct {
 	done  func() // called once, under the pool's lock, when every outcome is set
 
 	first  int       // index of its first call in the caller's input (Map)
-	holder *proc     // the worker holding it, while running
+	holder *member   // the worker holding it, while running
 	sent   time.Time // when it was given to holder
 	tries  int       // times its calls were lost with a worker
 	parent *batch    // for a call split from a lost chunk: the chunk

@@ -33,6 +33,37 @@ func (c CrashPolicy) String() string {
 	return fmt.Sprintf("CrashPolicy(%d)", int(c))
 }
 
+// Backend says where a pool runs its tasks.
+type Backend int
+
+const (
+	// Processes runs tasks in worker processes: isolation at the price of
+	// a pipe round trip.
+	Processes Backend = iota
+	// Goroutines runs the same tasks in goroutines of this process, with
+	// the same API and errors. Arguments and results still pass through
+	// the codec, so a task sees a copy, as it would in a worker, and a
+	// value that could not cross a pipe fails here too. A panic in the task
+	// is a *RemoteError; a crash (a panic in a goroutine the task started,
+	// os.Exit, a fatal error) ends the whole program. A goroutine cannot be
+	// killed: a call that times out or is cancelled fails on time, and a
+	// task that ignores its context is left running, detached from the
+	// pool, while a fresh goroutine takes its place.
+	Goroutines
+)
+
+func (b Backend) String() string {
+	switch b {
+	case Processes:
+		return "processes"
+	case Goroutines:
+		return "goroutines"
+	}
+	return fmt.Sprintf("Backend(%d)", int(b))
+}
+
+// local is the state of a goroutine worker, the Goroutines backend's
+
 // Config configures a Pool. The zero value is ready to use.
 type Config struct {
 	// Workers is the number of workers Launcher starts, if it does not say:

@@ -1,7 +1,6 @@
 package procpool
 
 import (
-	"bytes"
 	"context"
 	"iter"
 	"time"
@@ -117,24 +116,14 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 func (t *Task[I, O]) launch(p *Pool, next func() (I, bool), n int, completed chan *flight, ordered bool) (f *flight, refused bool) {
 	c := codec.Get()
 	defer codec.Put(c)
+	e := argEncoder{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
 	var errs []error
-	var spans [][2]int // where each encoded argument lies in the arena
 	for range n {
 		v, ok := next()
 		if !ok {
 			break
 		}
-		start := c.Len()
-		a, err := c.Encode(v)
-		if err == nil {
-			err = p.fits(t.name, a)
-		}
-		if err != nil {
-			err = &CodecError{Task: t.name, Stage: EncodeArgument, Message: err.Error(), Err: err}
-		} else {
-			spans = append(spans, [2]int{start, c.Len()})
-		}
-		errs = append(errs, err)
+		errs = append(errs, e.add(v))
 		if c.Len() >= p.cfg.MaxChunkBytes {
 			break
 		}
@@ -149,16 +138,11 @@ func (t *Task[I, O]) launch(p *Pool, next func() (I, bool), n int, completed cha
 			completed <- f // never blocks: the channel holds a window
 		}
 	}
-	if len(spans) == 0 {
+	if e.count() == 0 {
 		finish()
 		return f, false
 	}
-	arena := bytes.Clone(c.Bytes())
-	args := make([][]byte, len(spans))
-	for i, sp := range spans {
-		args[i] = arena[sp[0]:sp[1]:sp[1]]
-	}
-	b := newBatch(t.name, args, finish)
+	b := newBatch(t.name, e.take(e.count()), finish)
 	if err := p.enqueue(b); err != nil {
 		for i := range f.errs {
 			if f.errs[i] == nil {

@@ -112,9 +112,10 @@ type preparer interface {
 }
 
 // exitDecoder is a launcher whose command's exit status encodes the worker's
-// in its own way; it corrects e, which holds the launcher command's status.
+// in its own way; it corrects e, which holds the launcher command's status,
+// knowing why the connection ended.
 type exitDecoder interface {
-	decodeExit(e *WorkerExitError, handshook bool)
+	decodeExit(e *WorkerExitError, cause endCause)
 }
 
 // launchGroup is one launcher's share of the pool's worker slots, with the
@@ -130,6 +131,15 @@ type launchGroup struct {
 }
 
 func (g *launchGroup) String() string { return fmt.Sprintf("%d × %s", g.workers, g.launcher) }
+
+// host says where the group's workers run: "" for the default launcher's,
+// else the launcher ("ssh build1").
+func (g *launchGroup) host() string {
+	if g.local {
+		return ""
+	}
+	return g.launcher.String()
+}
 
 // backoff is how long a replacement waits after failures workers of its
 // launcher died in a row before their handshake: nothing after the first,

@@ -35,9 +35,9 @@ type Pool struct {
 
 	mu       sync.Mutex
 	state    poolState
-	cause    error // what broke the pool
-	queue    queue // batches waiting for a worker
-	procs    map[*proc]struct{}
+	cause    error      // what broke the pool
+	queue    queue      // batches waiting for a worker
+	members  []*member  // the live workers, in the order they started
 	spawning int        // replacements being started
 	pending  int        // batches queued or held by a worker
 	settled  *sync.Cond // signalled when pending drops to 0, a worker ends, or the state changes
@@ -101,7 +101,6 @@ func New(cfg Config) (*Pool, error) {
 		cfg:            cfg,
 		log:            cfg.Logger,
 		executable:     exe,
-		procs:          map[*proc]struct{}{},
 		restarts:       make([]int, cfg.Workers),
 		ctx:            ctx,
 		stop:           stop,
@@ -116,21 +115,21 @@ func New(cfg Config) (*Pool, error) {
 		return nil, fmt.Errorf("%w: %w", ErrStartup, err)
 	}
 
-	procs := make([]*proc, 0, cfg.Workers)
+	started := make([]*member, 0, cfg.Workers)
 	for slot := range cfg.Workers {
-		w, err := p.startWorker(slot)
+		m, err := p.startWorker(slot)
 		if err != nil {
 			p.Terminate()
 			return nil, fmt.Errorf("%w: %w", ErrStartup, err)
 		}
-		procs = append(procs, w)
+		started = append(started, m)
 	}
-	for _, w := range procs {
+	for _, m := range started {
 		select {
-		case <-w.ready:
-		case <-w.finished:
+		case <-m.readyCh:
+		case <-m.endedCh:
 			p.Terminate()
-			return nil, fmt.Errorf("%w: %w", ErrStartup, w.exitErr)
+			return nil, fmt.Errorf("%w: %w", ErrStartup, m.exitErr)
 		}
 	}
 	p.mu.Lock()
@@ -146,6 +145,50 @@ func New(cfg Config) (*Pool, error) {
 	}
 	p.log.Debug("pool started", "workers", cfg.Workers, "launchers", p.groups)
 	return p, nil
+}
+
+// startWorker starts a worker of the configured backend in slot; it is a
+// member of the pool before it can end.
+func (p *Pool) startWorker(slot int) (*member, error) {
+	g := p.groupOf(slot)
+	init := p.cfg.Initializer
+	spec := connSpec{
+		slot:     slot,
+		group:    g,
+		worker:   p.workerSpec(slot),
+		setup:    wire.Setup{MaxFrame: p.cfg.MaxFrameSize, InitTask: init.task, InitArg: init.arg, Progress: p.cfg.TaskTimeout > 0},
+		initTask: init.task,
+		start:    p.cfg.StartTimeout,
+		maxFrame: p.cfg.MaxFrameSize,
+		log:      p.log.Named("worker"),
+		pool:     p,
+	}
+	p.setupFor(g, &spec.setup)
+	var m *member
+	if p.cfg.Backend == Goroutines {
+		c := newGoroutineConn(spec)
+		m = newMember(p, c, slot, spec.log.With("goroutine", slot))
+		p.adopt(m)
+		c.serve(m)
+		return m, nil
+	}
+	c, err := startProcess(spec)
+	if err != nil {
+		return nil, err
+	}
+	m = newMember(p, c, slot, c.log)
+	p.adopt(m)
+	c.serve(m)
+	return m, nil
+}
+
+// adopt makes m one of the pool's workers. It must come before m's
+// goroutines start: a worker that ended before it was counted would be
+// waited for for ever.
+func (p *Pool) adopt(m *member) {
+	p.mu.Lock()
+	p.members = append(p.members, m)
+	p.mu.Unlock()
 }
 
 // workerEnv is the environment of a worker: ours, with the role marker,
@@ -165,9 +208,9 @@ func workerEnv(cfg Config) []string {
 func (p *Pool) Workers() []int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pids := make([]int, 0, len(p.procs))
-	for w := range p.procs {
-		pids = append(pids, w.workerPID())
+	pids := make([]int, 0, len(p.members))
+	for _, m := range p.members {
+		pids = append(pids, m.workerPID)
 	}
 	slices.Sort(pids)
 	return pids
@@ -187,9 +230,9 @@ func (p *Pool) Close() error {
 	if p.state == closing {
 		p.state = stopped
 	}
-	for w := range p.procs {
-		w.stopping = true
-		w.closeStdin()
+	for _, m := range p.members {
+		m.stopping = true
+		m.conn.stop()
 	}
 	p.mu.Unlock()
 	return p.shutdown()
@@ -202,8 +245,8 @@ func (p *Pool) Terminate() error {
 	if p.state != terminated {
 		p.state = terminated
 		p.failAll(func() error { return fmt.Errorf("%w: terminated", ErrClosed) })
-		for w := range p.procs {
-			w.kill("the pool was terminated")
+		for _, m := range p.members {
+			m.conn.kill("the pool was terminated")
 		}
 		p.settled.Broadcast()
 	}
@@ -218,13 +261,13 @@ func (p *Pool) shutdown() error {
 		stuck := time.AfterFunc(p.cfg.StopTimeout, func() {
 			p.mu.Lock()
 			defer p.mu.Unlock()
-			for w := range p.procs {
-				p.shutdownErr = fmt.Errorf("procpool: worker %s did not exit within %s of Close; killed", w.name(), p.cfg.StopTimeout)
-				w.kill("it did not exit after its stdin was closed")
+			for _, m := range p.members {
+				p.shutdownErr = fmt.Errorf("procpool: worker %s did not exit within %s of Close; killed", name(m.workerPID, m.host()), p.cfg.StopTimeout)
+				m.conn.kill("it did not exit after its stdin was closed")
 			}
 		})
 		p.mu.Lock()
-		for len(p.procs) > 0 || p.spawning > 0 {
+		for len(p.members) > 0 || p.spawning > 0 {
 			p.settled.Wait()
 		}
 		p.mu.Unlock()

@@ -1,10 +1,107 @@
 package procpool
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"sync"
+	"syscall"
+
+	"github.com/procpool/procpool/internal/stderrlog"
+	"github.com/procpool/procpool/internal/wire"
 )
+
+// This file starts worker processes: the command from the launcher, its
+// pipes, and the one OS thread they are all started from.
+
+// startProcess starts one worker process. Its goroutines start with serve.
+func startProcess(s connSpec) (*processConn, error) {
+	pipes, err := newPipes()
+	if err != nil {
+		return nil, err
+	}
+	l := s.group.launcher
+	cmd, err := l.Command(s.pool.ctx, s.worker)
+	if err != nil {
+		pipes.closeChild()
+		pipes.closeParent()
+		return nil, fmt.Errorf("%s: %w", l, err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pipes.childIn, pipes.childOut, pipes.childErr
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	// Pdeathsig: the worker dies with us. Its own process group: Ctrl-C
+	// reaches the parent alone, which decides, and a kill of the group
+	// takes the worker's children too.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	cmd.SysProcAttr.Setpgid = true
+	err = s.pool.spawner.start(cmd)
+	pipes.closeChild()
+	if err != nil {
+		pipes.closeParent()
+		return nil, fmt.Errorf("start worker %q (%s): %w", cmd.Path, l, err)
+	}
+	c := &processConn{
+		spec:       s,
+		cmd:        cmd,
+		procPID:    cmd.Process.Pid,
+		stdin:      pipes.in,
+		stdout:     pipes.out,
+		stderr:     pipes.err,
+		stream:     wire.NewStream(pipes.out, pipes.in, s.maxFrame),
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		reaped:     make(chan struct{}),
+		stderrDone: make(chan struct{}),
+	}
+	c.log = s.log.With("pid", c.procPID)
+	if h := s.group.host(); h != "" {
+		c.log = c.log.With("on", h)
+	}
+	c.fwd = stderrlog.New(c.log)
+	return c, nil
+}
+
+type pipes struct {
+	in, out, err                *os.File // our ends
+	childIn, childOut, childErr *os.File
+}
+
+func newPipes() (*pipes, error) {
+	var ps pipes
+	var err error
+	if ps.childIn, ps.in, err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("worker stdin pipe: %w", err)
+	}
+	if ps.out, ps.childOut, err = os.Pipe(); err != nil {
+		ps.closeChild()
+		ps.in.Close()
+		return nil, fmt.Errorf("worker stdout pipe: %w", err)
+	}
+	if ps.err, ps.childErr, err = os.Pipe(); err != nil {
+		ps.closeChild()
+		ps.in.Close()
+		ps.out.Close()
+		return nil, fmt.Errorf("worker stderr pipe: %w", err)
+	}
+	return &ps, nil
+}
+
+func (ps *pipes) closeChild() {
+	for _, f := range []*os.File{ps.childIn, ps.childOut, ps.childErr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func (ps *pipes) closeParent() {
+	ps.in.Close()
+	ps.out.Close()
+	ps.err.Close()
+}
 
 // spawner starts every worker of a pool from one goroutine locked to its OS
 // thread. Pdeathsig fires when the thread that forked a child ends, not the

@@ -164,11 +164,11 @@ func (l *sshLauncher) remoteProgram() string {
 
 // decodeExit reads ssh's exit code: 255 is ssh's own failure, 128+n the
 // worker's death by signal n (the wrapper's exit status).
-func (l *sshLauncher) decodeExit(e *WorkerExitError, handshook bool) {
+func (l *sshLauncher) decodeExit(e *WorkerExitError, cause endCause) {
 	if e.Signal != "" {
 		return // the ssh client itself was killed: by the pool, which said why
 	}
-	noHandshake := !handshook && (e.Reason == "" || e.Reason == errNoHandshake.Error())
+	noHandshake := cause == endNoHandshake
 	switch code := e.ExitCode; {
 	case code == 255:
 		if noHandshake || e.Reason == "" {

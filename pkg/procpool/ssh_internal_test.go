@@ -51,23 +51,23 @@ func TestBackoff(t *testing.T) {
 func TestSSHExitDecoding(t *testing.T) {
 	l := &sshLauncher{dest: "h", program: "/opt/app"}
 	for _, tt := range []struct {
-		name      string
-		in        WorkerExitError
-		handshook bool
-		want      WorkerExitError
+		name  string
+		in    WorkerExitError
+		cause endCause
+		want  WorkerExitError
 	}{
-		{"signal", WorkerExitError{ExitCode: 137}, true, WorkerExitError{ExitCode: -1, Signal: "SIGKILL"}},
-		{"exit code", WorkerExitError{ExitCode: 3}, true, WorkerExitError{ExitCode: 3}},
-		{"ssh failed", WorkerExitError{ExitCode: 255, Reason: errNoHandshake.Error()}, false,
+		{"signal", WorkerExitError{ExitCode: 137}, endExited, WorkerExitError{ExitCode: -1, Signal: "SIGKILL"}},
+		{"exit code", WorkerExitError{ExitCode: 3}, endExited, WorkerExitError{ExitCode: 3}},
+		{"ssh failed", WorkerExitError{ExitCode: 255, Reason: errNoHandshake.Error()}, endNoHandshake,
 			WorkerExitError{ExitCode: 255, Reason: "ssh failed: the host could not be reached, refused the login, or the connection was lost"}},
-		{"no program", WorkerExitError{ExitCode: 127, Reason: errNoHandshake.Error()}, false,
+		{"no program", WorkerExitError{ExitCode: 127, Reason: errNoHandshake.Error()}, endNoHandshake,
 			WorkerExitError{ExitCode: 127, Reason: "no worker program at /opt/app on the host: install a build of this program there and name it with RemoteProgram, or use ShipBinary"}},
-		{"ssh killed by the pool", WorkerExitError{ExitCode: -1, Signal: "SIGKILL", Reason: "the pool was terminated"}, true,
+		{"ssh killed by the pool", WorkerExitError{ExitCode: -1, Signal: "SIGKILL", Reason: "the pool was terminated"}, endKilled,
 			WorkerExitError{ExitCode: -1, Signal: "SIGKILL", Reason: "the pool was terminated"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := tt.in
-			l.decodeExit(&e, tt.handshook)
+			l.decodeExit(&e, tt.cause)
 			assert.Equal(t, tt.want, e)
 		})
 	}

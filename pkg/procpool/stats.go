@@ -36,8 +36,8 @@ func (p *Pool) Stats() Stats {
 		TimedOut:  p.counts.timedOut,
 		Deaths:    p.counts.deaths,
 	}
-	for w := range p.procs {
-		s.Workers = append(s.Workers, WorkerStats{PID: w.workerPID(), Host: w.host(), Slot: w.slot, Tasks: w.done, Restarts: p.restarts[w.slot], RSS: -1})
+	for _, m := range p.members {
+		s.Workers = append(s.Workers, WorkerStats{PID: m.workerPID, Host: m.host(), Slot: m.slot, Tasks: m.done, Restarts: p.restarts[m.slot], RSS: -1})
 	}
 	p.mu.Unlock()
 	for i, ws := range s.Workers {
@@ -50,18 +50,4 @@ func (p *Pool) Stats() Stats {
 
 type counts struct {
 	completed, failed, lost, retried, timedOut, deaths int
-}
-
-// exemptIfBloated exempts w from memory retirement if it starts above the
-// limit: retiring it would only start another like it, forever.
-func (p *Pool) exemptIfBloated(w *proc) {
-	if p.cfg.MaxMemoryPerWorker <= 0 || !w.group.local {
-		return
-	}
-	if rss := procfs.ResidentMemory(w.pid); rss > p.cfg.MaxMemoryPerWorker {
-		p.mu.Lock()
-		w.memExempt = true
-		p.mu.Unlock()
-		w.log.Warn("a fresh worker is already over MaxMemoryPerWorker; it will not be retired for memory", "rss", rss, "limit", p.cfg.MaxMemoryPerWorker)
-	}
 }

@@ -1,7 +1,6 @@
 package procpool
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -52,11 +51,11 @@ type Call struct {
 func (t *Task[I, O]) Bind(in I) Call {
 	c := codec.Get()
 	defer codec.Put(c)
-	arg, err := c.Encode(in)
-	if err != nil {
-		return Call{task: t.name, err: &CodecError{Task: t.name, Stage: EncodeArgument, Message: err.Error(), Err: err}}
+	e := argEncoder{task: t.name, c: c}
+	if err := e.add(in); err != nil {
+		return Call{task: t.name, err: err}
 	}
-	return Call{task: t.name, arg: bytes.Clone(arg)}
+	return Call{task: t.name, arg: e.take(1)[0]}
 }
 
 // Submit starts one call of the task with argument in and returns its future.
@@ -65,16 +64,14 @@ func (t *Task[I, O]) Bind(in I) Call {
 func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 	f := &Future[O]{pool: p, task: t.name, ch: make(chan struct{})}
 	c := codec.Get()
-	arg, err := c.Encode(in)
-	arg = bytes.Clone(arg)
-	codec.Put(c)
+	e := argEncoder{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
+	err := e.add(in)
+	args := [][]byte{nil}
 	if err == nil {
-		err = p.fits(t.name, arg)
+		args = e.take(1)
 	}
-	if err != nil {
-		err = &CodecError{Task: t.name, Stage: EncodeArgument, Message: err.Error(), Err: err}
-	}
-	f.b = newBatch(t.name, [][]byte{arg}, func() { close(f.ch) })
+	codec.Put(c)
+	f.b = newBatch(t.name, args, func() { close(f.ch) })
 	if err == nil {
 		err = p.enqueue(f.b)
 	}
@@ -85,18 +82,6 @@ func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 	}
 	return f
 }
-
-// fits checks that one encoded argument fits in a frame.
-func (p *Pool) fits(task string, arg []byte) error {
-	if n := runFrameSize(task, 1, len(arg)); n > p.cfg.MaxFrameSize {
-		return fmt.Errorf("encoded argument of %d bytes does not fit in a frame of %d bytes (Config.MaxFrameSize): %w", len(arg), p.cfg.MaxFrameSize, ErrFrameTooLarge)
-	}
-	return nil
-}
-
-// runFrameSize bounds the size of a Run frame with n arguments of total
-// size argBytes: the envelope, plus a byte-string header per argument.
-func runFrameSize(task string, n, argBytes int) int { return 32 + len(task) + 5*n + argBytes }
 
 // Future is the pending result of one call.
 type Future[O any] struct {
@@ -192,16 +177,16 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	var back returns
 	back.signal = make(chan struct{}, 1)
 	c := codec.New()
-	args := make([][]byte, len(in))
+	e := argEncoder{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
 	var batches, group []*batch
-	queue := func(start, end int) error {
-		b := newBatch(t.name, args[start:end], nil)
+	queue := func(start int, args [][]byte) error {
+		b := newBatch(t.name, args, nil)
 		b.first = start
 		b.done = func() { back.add(b) }
 		batches = append(batches, b)
 		// Queue in growing groups: the first chunk at once, later ones
 		// many per lock.
-		if group = append(group, b); len(group) >= min(max(1, len(batches)-len(group)), 256) || end == len(in) {
+		if group = append(group, b); len(group) >= min(max(1, len(batches)-len(group)), 256) || start+len(args) == len(in) {
 			err := p.enqueue(group...)
 			group = group[:0]
 			return err
@@ -210,26 +195,22 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	}
 	start, bytes := 0, 0
 	for i := range in {
-		a, err := c.Encode(in[i])
-		if err == nil {
-			err = p.fits(t.name, a)
-		}
-		if err != nil {
+		if err := e.add(in[i]); err != nil {
 			p.cancel(batches...)
-			return nil, fmt.Errorf("map element %d: %w", i, &CodecError{Task: t.name, Stage: EncodeArgument, Message: err.Error(), Err: err})
+			return nil, fmt.Errorf("map element %d: %w", i, err)
 		}
-		args[i] = a
-		if n := len(a) + 5; i > start && (i-start == size || bytes+n > p.cfg.MaxChunkBytes) {
-			if err := queue(start, i); err != nil {
+		n := e.size(e.count()-1) + 5
+		if i > start && (i-start == size || bytes+n > p.cfg.MaxChunkBytes) {
+			if err := queue(start, e.take(i-start)); err != nil {
 				p.cancel(batches...)
 				return nil, err
 			}
 			start, bytes = i, 0
 		}
-		bytes += len(a) + 5
+		bytes += n
 	}
 	if start < len(in) {
-		if err := queue(start, len(in)); err != nil {
+		if err := queue(start, e.take(e.count())); err != nil {
 			p.cancel(batches...)
 			return nil, err
 		}

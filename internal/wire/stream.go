@@ -1,0 +1,51 @@
+package wire
+
+import "io"
+
+// Stream is one side of a worker's protocol: messages read from one pipe and
+// written to the other. Reading and writing may happen on two goroutines at
+// once; each of them must not.
+type Stream struct {
+	r   *Reader
+	w   *Writer
+	dec *Decoder
+}
+
+// NewStream returns a Stream that reads r and writes w, in frames of at most
+// max bytes.
+func NewStream(r io.Reader, w io.Writer, max int) *Stream {
+	return &Stream{r: NewReader(r, max), w: NewWriter(w, max), dec: NewDecoder()}
+}
+
+// Read reads and decodes the next message. Byte fields of the message refer
+// into its frame; a Result is the Stream's own until Release.
+func (s *Stream) Read() (Message, error) {
+	body, err := s.r.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	return s.dec.Decode(body)
+}
+
+// Release says that the Result read last is no longer in use.
+func (s *Stream) Release() { s.dec.Release() }
+
+// Write encodes m into the write buffer; see Writer.Write.
+func (s *Stream) Write(m Message) error { return s.w.Write(m) }
+
+// Flush writes the buffered frames to the pipe.
+func (s *Stream) Flush() error { return s.w.Flush() }
+
+// Send writes m and flushes it.
+func (s *Stream) Send(m Message) error {
+	if err := s.w.Write(m); err != nil {
+		return err
+	}
+	return s.w.Flush()
+}
+
+// SetMax changes the frame size limit of both directions.
+func (s *Stream) SetMax(max int) {
+	s.r.SetMax(max)
+	s.w.SetMax(max)
+}

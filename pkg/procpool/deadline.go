@@ -1,0 +1,118 @@
+package procpool
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// This file enforces deadlines: Config.TaskTimeout, cancellation, and the
+// kill escalation for a call that does not stop when asked. Every function
+// here runs under p.mu unless it says otherwise.
+
+// cancel fails the batches that no worker has taken yet with
+// context.Canceled. They stay in the queue, finished, and popFront skips
+// them. Batches already posted are asked to stop, cooperatively. It runs
+// without p.mu.
+func (p *Pool) cancel(bs ...*batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range bs {
+		switch b.state {
+		case queued:
+			p.fail(b, func() error { return context.Canceled })
+		case running:
+			b.holder.conn.cancel(b.id)
+		}
+	}
+}
+
+// cancelCall ends a call that may be running: it fails at once with
+// context.Canceled and its worker is asked to stop it, and is replaced if it
+// does not within Config.KillGrace. It reports whether the call ended
+// cancelled. It runs without p.mu.
+func (p *Pool) cancelCall(b *batch) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch b.state {
+	case queued:
+		p.fail(b, func() error { return context.Canceled })
+	case running:
+		p.abandon(b, b.got, context.Canceled)
+	}
+	return b.state == finished && b.out[0].err == context.Canceled
+}
+
+// abandon fails call i of b, held by a worker, with err, without waiting for
+// the worker: the caller learns at once. The worker is asked to stop the
+// call; if it is running and does not stop in time, the worker is killed.
+func (p *Pool) abandon(b *batch, i int, err error) {
+	m := b.holder
+	b.out[i].err = err
+	if b.got == i && i == len(b.out)-1 {
+		p.finish(b) // m still holds it; deliver and ended skip it
+	}
+	m.conn.cancel(b.id)
+	if m.held[0] == b && b.got == i {
+		p.escalate(m)
+	}
+}
+
+// callStarted notes that m began its next call: it arms the timer of
+// Config.TaskTimeout, or, if the call was already abandoned, the grace
+// after which the worker is killed.
+func (p *Pool) callStarted(m *member) {
+	m.callSeq++
+	if m.timer != nil {
+		m.timer.Stop()
+		m.timer = nil
+	}
+	if len(m.held) == 0 {
+		return
+	}
+	b := m.held[0]
+	if b.out[b.got].err != nil {
+		p.escalate(m)
+		return
+	}
+	if p.cfg.TaskTimeout > 0 {
+		seq := m.callSeq
+		m.timer = time.AfterFunc(p.cfg.TaskTimeout, func() { p.timedOut(m, seq) })
+	}
+}
+
+// timedOut fails the call m has been running since callSeq seq. It runs
+// without p.mu, in a timer.
+func (p *Pool) timedOut(m *member, seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m.gone || m.callSeq != seq || len(m.held) == 0 {
+		return
+	}
+	b := m.held[0]
+	p.counts.timedOut++
+	m.log.Warn("task timed out", "task", b.task, "timeout", p.cfg.TaskTimeout)
+	p.abandon(b, b.got, fmt.Errorf("%w: task %q ran for more than %s", ErrTaskTimeout, b.task, p.cfg.TaskTimeout))
+}
+
+// escalate gives the call m is running KillGrace to stop after its context
+// was cancelled, then sends SIGTERM, then after another KillGrace SIGKILL.
+// The worker is then replaced, under either policy, since the pool killed it
+// on purpose.
+func (p *Pool) escalate(m *member) {
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+	seq, grace := m.callSeq, p.cfg.KillGrace
+	m.timer = time.AfterFunc(grace, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if m.gone || m.callSeq != seq {
+			return // the call stopped in time
+		}
+		m.onPurpose = true
+		m.log.Warn("worker did not stop an abandoned task; sending SIGTERM", "grace", grace)
+		m.conn.terminate("it did not stop an abandoned task in time")
+		m.timer = time.AfterFunc(grace, func() { m.conn.kill("it ignored SIGTERM") })
+	})
+}

@@ -1,0 +1,260 @@
+package procpool
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// This file is the death policy: what follows the end of a worker (ended),
+// what becomes of the calls it held (salvage), breaking the pool
+// (breakPool), starting a replacement (respawn), and retiring a worker for
+// its memory. Every function here runs under p.mu unless it says otherwise.
+
+// ended deals with the end of m, which its conn reports, and starts its
+// replacement if the pool wants one. It runs in m's conn's goroutine,
+// without p.mu.
+func (p *Pool) ended(m *member, e *WorkerExitError, cause endCause) {
+	if p.decide(m, e, cause) {
+		p.respawn(m.slot)
+	}
+	close(m.endedCh)
+}
+
+// decide applies the pool's policy to the end of m, and reports whether a
+// replacement should be started.
+func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause) (respawn bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.settled.Broadcast()
+	p.members = slices.DeleteFunc(p.members, func(o *member) bool { return o == m })
+	m.gone = true
+	m.exitErr = e
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+	for _, b := range m.held {
+		if b.state != finished {
+			e.Held += len(b.args) - b.got
+		}
+	}
+	replace := p.state == open || p.state == closing
+
+	switch {
+	case p.state == terminated || p.state == stopped && e.Held == 0:
+		m.log.Debug("worker stopped", "exit", e)
+		return false
+	case p.state == broken:
+		m.log.Debug("worker stopped", "exit", e)
+		p.failHeld(m, p.brokenErr)
+		return false
+	case p.state == starting && !m.isReady:
+		m.log.Error("worker failed to start", "error", e)
+		return false // New reports it
+	case m.stopping && e.Held == 0:
+		if m.retiring {
+			m.log.Debug("worker retired", "tasks", m.assigned)
+			return replace
+		}
+		if e.ExitCode != 0 {
+			m.log.Warn("worker exited uncleanly after Close", "error", e)
+		}
+		return false
+	case m.onPurpose:
+		m.log.Info("worker replaced after it did not stop an abandoned task", "exit", e)
+		p.salvage(m, e, true)
+		return replace
+	}
+
+	if cause == endInitFailed {
+		p.breakPool(e, "initializer failed in a replacement worker", m)
+		return false
+	}
+	if !m.isReady && !m.group.local {
+		m.group.failures++ // backs off a remote host; local deaths are the crash-loop guard's
+	}
+	p.counts.deaths++
+	if p.cfg.OnCrash == Break {
+		p.breakPool(e, "worker died; the pool is broken", m)
+		return false
+	}
+	// A host that cannot start workers is backed off, not counted against
+	// the pool, while workers elsewhere carry on.
+	if m.isReady || m.group.local || !p.anyReady() {
+		p.deaths++
+	}
+	m.log.Error("worker died; replacing it", "error", e, "held", describe(m.held), "stderr", e.Stderr)
+	p.salvage(m, e, false)
+	if p.deaths >= p.cfg.MaxConsecutiveDeaths {
+		p.breakPool(e, fmt.Sprintf("crash loop: %d workers died in a row without any work completing", p.deaths), m)
+		return false
+	}
+	return replace
+}
+
+// anyReady reports whether some worker has completed its handshake.
+func (p *Pool) anyReady() bool {
+	return slices.ContainsFunc(p.members, func(m *member) bool { return m.isReady })
+}
+
+// breakPool fails everything with cause and kills every worker; the pool
+// takes no more work. Every way the pool breaks comes here: dead is the
+// worker whose end broke it, or nil.
+func (p *Pool) breakPool(cause error, why string, dead *member) {
+	p.state = broken
+	p.cause = cause
+	kill := "the pool broke: " + why
+	if dead != nil {
+		dead.log.Error(why, "error", cause, "held", describe(dead.held), "stderr", dead.exitErr.Stderr)
+		p.failHeld(dead, p.brokenErr)
+		kill = fmt.Sprintf("the pool broke when worker pid %d died", dead.conn.pid())
+	} else {
+		p.log.Error(why, "error", cause)
+	}
+	p.failAll(p.brokenErr)
+	for _, m := range p.members {
+		m.conn.kill(kill)
+	}
+}
+
+// brokenErr is the error of a task failed because the pool is broken; every
+// task gets its own value.
+func (p *Pool) brokenErr() error { return fmt.Errorf("%w: %w", ErrBrokenPool, p.cause) }
+
+// salvage deals with the batches a dead worker held under Respawn. The
+// first was running: its call in progress is lost (retried while
+// Config.Retries allows, item by item), or, if the pool killed the worker
+// on purpose, already failed. Calls that never started go back to the queue
+// without using a retry, in their order, ahead of newer work.
+func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
+	held := m.held
+	m.held = nil
+	for i := len(held) - 1; i >= 0; i-- {
+		b := held[i]
+		if b.state == finished {
+			continue
+		}
+		if i > 0 {
+			b.state, b.holder = queued, nil
+			p.queue.pushFront(b)
+			continue
+		}
+		// Which calls of the running batch ran? With progress, only the
+		// first without a result; otherwise any of those without one.
+		last := len(b.args)
+		if onPurpose || p.cfg.TaskTimeout > 0 {
+			last = b.got + 1
+		}
+		var retry, again []int
+		for j := b.got; j < len(b.args); j++ {
+			switch {
+			case b.out[j].err != nil:
+			case j >= last:
+				again = append(again, j)
+			case b.tries < p.cfg.Retries:
+				retry = append(retry, j)
+			default:
+				b.out[j].err = fmt.Errorf("%w: %w", ErrWorkerLost, e)
+				p.counts.lost++
+			}
+		}
+		p.counts.retried += len(retry)
+		p.pending--
+		b.state = finished
+		b.left = len(retry) + len(again)
+		p.requeuePieces(b, again, b.tries)
+		p.requeuePieces(b, retry, b.tries+1)
+		if b.left == 0 {
+			p.complete(b)
+		}
+	}
+	p.dispatch()
+}
+
+// requeuePieces queues calls idx of b as batches of one call each, at the
+// front of the queue. Their outcomes land in b.
+func (p *Pool) requeuePieces(b *batch, idx []int, tries int) {
+	for _, j := range slices.Backward(idx) {
+		p.nextID++
+		piece := &batch{id: p.nextID, task: b.task, args: b.args[j : j+1], out: b.out[j : j+1], tries: tries, state: queued, parent: b}
+		p.queue.pushFront(piece)
+		p.pending++
+	}
+}
+
+// respawn starts a replacement for a worker slot, after a back-off if its
+// launcher keeps failing. It runs without p.mu.
+func (p *Pool) respawn(slot int) {
+	p.mu.Lock()
+	if p.state != open && p.state != closing {
+		p.mu.Unlock()
+		return
+	}
+	p.spawning++
+	p.restarts[slot]++
+	g := p.groupOf(slot)
+	failures := g.failures
+	p.mu.Unlock()
+
+	if wait := backoff(failures); wait > 0 {
+		p.log.Warn("workers keep failing to start; backing off", "on", g.launcher.String(), "failures", failures, "next_attempt_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+		}
+	}
+	p.mu.Lock()
+	ok := p.state == open || p.state == closing
+	p.mu.Unlock()
+	var m *member
+	err := error(nil)
+	if ok {
+		m, err = p.startWorker(slot)
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.spawning--
+	p.settled.Broadcast()
+	switch {
+	case !ok:
+	case err != nil:
+		if p.state == open || p.state == closing {
+			p.breakPool(fmt.Errorf("%w: %w", ErrStartup, err), "could not start a replacement worker", nil)
+		}
+	case p.state != open && p.state != closing:
+		m.conn.kill("the pool stopped while it started")
+	}
+}
+
+// exemptIfBloated exempts m from memory retirement if it starts above the
+// limit, at rss bytes: retiring it would only start another like it, forever.
+func (p *Pool) exemptIfBloated(m *member, rss int64) {
+	if limit := p.cfg.MaxMemoryPerWorker; limit > 0 && rss > limit {
+		m.memExempt = true
+		m.log.Warn("a fresh worker is already over MaxMemoryPerWorker; it will not be retired for memory", "rss", rss, "limit", limit)
+	}
+}
+
+// checkMemory retires m if its resident memory, rss bytes (-1 if unknown),
+// is over Config.MaxMemoryPerWorker.
+func (p *Pool) checkMemory(m *member, rss int64) {
+	if limit := p.cfg.MaxMemoryPerWorker; limit > 0 && rss > limit && !m.memExempt && !m.retiring {
+		m.log.Info("retiring worker: resident memory over MaxMemoryPerWorker", "rss", rss, "limit", limit)
+		m.retiring = true
+	}
+}
+
+// describe lists what unfinished calls bs hold, for the log: "square×3".
+func describe(bs []*batch) string {
+	parts := make([]string, 0, len(bs))
+	for _, b := range bs {
+		if b.state != finished {
+			parts = append(parts, fmt.Sprintf("%s×%d", b.task, len(b.args)-b.got))
+		}
+	}
+	return strings.Join(parts, ", ")
+}

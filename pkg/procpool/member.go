@@ -1,0 +1,83 @@
+package procpool
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/procpool/procpool/internal/wire"
+)
+
+// member is the scheduler's record of one worker: what it holds, what it
+// has done, and what the pool has decided about it. The worker itself is
+// behind conn.
+//
+// conn, slot, group and the channels are set before the member is shared and
+// never change; every other field is guarded by the pool's mu.
+type member struct {
+	p     *Pool
+	conn  conn
+	slot  int          // its place in the pool; a replacement takes the same
+	group *launchGroup // the launcher that started it
+
+	readyCh chan struct{} // closed when the handshake completes
+	endedCh chan struct{} // closed when the pool has dealt with its end
+
+	// Guarded by p.mu.
+	log       hclog.Logger
+	workerPID int           // its pid on its own machine
+	held      []*batch      // batches posted to it, in the order posted
+	isReady   bool          // handshake complete
+	stopping  bool          // the pool asked it to exit
+	retiring  bool          // takes no more work, then stops
+	memExempt bool          // started above MaxMemoryPerWorker: never retired for memory
+	onPurpose bool          // the pool is killing it: not a crash
+	gone      bool          // the pool has dealt with its end
+	assigned  int           // calls posted
+	done      int           // calls completed
+	callSeq   uint64        // counts calls started, to tell a stale timer
+	service   time.Duration // running average of a run's time in the worker
+	lastDone  time.Time     // when its last run ended
+	timer     *time.Timer   // TaskTimeout, or the kill escalation
+	exitErr   *WorkerExitError
+}
+
+func newMember(p *Pool, c conn, slot int, log hclog.Logger) *member {
+	return &member{
+		p:         p,
+		conn:      c,
+		slot:      slot,
+		group:     p.groupOf(slot),
+		readyCh:   make(chan struct{}),
+		endedCh:   make(chan struct{}),
+		log:       log,
+		workerPID: c.pid(),
+	}
+}
+
+// accepting reports whether m takes work. It runs under p.mu.
+func (m *member) accepting() bool { return m.isReady && !m.gone && !m.stopping && !m.retiring }
+
+// idle reports whether m takes work and holds none. It runs under p.mu.
+func (m *member) idle() bool { return m.accepting() && len(m.held) == 0 }
+
+// host says where the worker runs: "" for the default launcher's workers,
+// else the launcher ("ssh build1").
+func (m *member) host() string { return m.group.host() }
+
+// The events of m's conn go to the scheduler.
+
+func (m *member) ready(workerPID int) { m.p.ready(m, workerPID) }
+
+func (m *member) result(res *wire.Result) error { return m.p.deliver(m, res) }
+
+func (m *member) ended(e *WorkerExitError, cause endCause) { m.p.ended(m, e, cause) }
+
+// name identifies a worker in messages: "pid 123", "pid 123 on ssh build1".
+func name(pid int, host string) string {
+	if host != "" {
+		return fmt.Sprintf("pid %d on %s", pid, host)
+	}
+	return fmt.Sprintf("pid %d", pid)
+}

@@ -1,0 +1,177 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/registry"
+	"github.com/procpool/procpool/internal/wire"
+)
+
+// Executor runs the calls of Run messages, one run at a time: it decodes each
+// argument, calls the task, encodes the result and frames the outcomes into
+// Results. It also keeps the cancel bookkeeping, so that a Cancel reaches the
+// call in progress, or a run that has not started yet. A worker process and
+// the pool's goroutine backend share it; only how the Results travel differs.
+//
+// Execute must not be called concurrently; Queue and Cancel may be called
+// from any goroutine.
+type Executor struct {
+	progress bool // one Result per call, as each ends
+	budget   int  // the most bytes of outcomes in one Result
+	c        *codec.Codec
+	res      wire.Result
+
+	mu        sync.Mutex         // guards the fields below
+	queued    map[uint64]bool    // runs received and not started: true once cancelled
+	currentID uint64             // the run in progress
+	cancel    context.CancelFunc // cancels the call in progress (progress mode) or the run
+}
+
+// NewExecutor returns an Executor whose Results fit in frames of maxFrame
+// bytes. With progress set, each call's outcome is emitted as soon as it
+// ends, which is what lets the pool time calls one by one.
+func NewExecutor(maxFrame int, progress bool) *Executor {
+	return &Executor{
+		progress: progress,
+		budget:   maxFrame - 64, // room for the Result envelope
+		c:        codec.New(),
+		queued:   map[uint64]bool{},
+	}
+}
+
+// Init runs the initializer task once with arg and returns its outcome, with
+// no value: only whether it failed matters.
+func (x *Executor) Init(task string, arg []byte) wire.Item {
+	it := registry.Get(task)(context.Background(), x.c, arg)
+	x.c.Reset()
+	it.Value = nil
+	return it
+}
+
+// Queue records that run id has arrived and will be executed, so that a
+// Cancel before it starts is kept for it.
+func (x *Executor) Queue(id uint64) {
+	x.mu.Lock()
+	x.queued[id] = false
+	x.mu.Unlock()
+}
+
+// Cancel cancels run id: the context of the call in progress if the run is
+// running, or the whole run when it starts. A run that is neither is done
+// already and the Cancel is dropped.
+func (x *Executor) Cancel(id uint64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if id == x.currentID && x.cancel != nil {
+		x.cancel()
+	} else if _, ok := x.queued[id]; ok {
+		x.queued[id] = true
+	}
+}
+
+// Emit receives the Results of a run, in order: every part but the last has
+// More set. The Result and the values in it are valid only until Emit
+// returns. flush says that the part must reach the parent now rather than
+// with the next one: the parent is timing calls one by one. An error from
+// Emit stops the run and is Execute's error.
+type Emit func(res *wire.Result, flush bool) error
+
+// Execute runs every call of r in order and emits the outcomes, split into
+// Results that fit in a frame, or one per call in progress mode. The last
+// Result is emitted before Execute returns, so the parent knows which run was
+// in progress if the worker dies: the first one it has no complete result for.
+func (x *Executor) Execute(r *wire.Run, emit Emit) error {
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	x.mu.Lock()
+	if x.queued[r.ID] {
+		cancelRun()
+	}
+	delete(x.queued, r.ID)
+	x.currentID, x.cancel = r.ID, cancelRun
+	x.mu.Unlock()
+	defer func() {
+		x.mu.Lock()
+		x.currentID, x.cancel = 0, nil
+		x.mu.Unlock()
+	}()
+	defer x.c.Reset()
+
+	res := &x.res
+	res.ID, res.More, res.Items = r.ID, false, res.Items[:0]
+	defer x.release()
+	size := 0
+	h := registry.Get(r.Task)
+	for i, arg := range r.Args {
+		it := x.call(runCtx, h, arg)
+		n := itemSize(&it)
+		if n > x.budget {
+			it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), x.budget)}
+			n = itemSize(&it)
+		}
+		if size+n > x.budget {
+			if err := x.emitPart(res, emit, false, &it); err != nil {
+				return err
+			}
+			size = 0
+		}
+		res.Items = append(res.Items, it)
+		size += n
+		if x.progress && i < len(r.Args)-1 {
+			if err := x.emitPart(res, emit, true, nil); err != nil {
+				return err
+			}
+			size = 0
+		}
+	}
+	return emit(res, true)
+}
+
+// maxKeptItems bounds the items buffer an Executor keeps between runs.
+const maxKeptItems = 16 << 10
+
+// release forgets the values of the last run, so that they do not stay
+// alive, and lets go of an items buffer too large to keep.
+func (x *Executor) release() {
+	if cap(x.res.Items) > maxKeptItems {
+		x.res.Items = nil
+		return
+	}
+	clear(x.res.Items[:cap(x.res.Items)])
+}
+
+// call runs one call; in progress mode under a context of its own, so that
+// cancelling it spares the rest of the run.
+func (x *Executor) call(runCtx context.Context, h registry.Handler, arg []byte) wire.Item {
+	if !x.progress {
+		return h(runCtx, x.c, arg)
+	}
+	ctx, cancel := context.WithCancel(runCtx)
+	defer cancel()
+	x.mu.Lock()
+	x.cancel = cancel
+	x.mu.Unlock()
+	return h(ctx, x.c, arg)
+}
+
+// emitPart emits the outcomes so far as a part (More set) and empties res.
+// The arena is reset, so next, the item not yet in res, gets its own copy.
+func (x *Executor) emitPart(res *wire.Result, emit Emit, flush bool, next *wire.Item) error {
+	res.More = true
+	if err := emit(res, flush); err != nil {
+		return err
+	}
+	if next != nil {
+		next.Value = bytes.Clone(next.Value)
+	}
+	x.c.Reset()
+	res.Items, res.More = res.Items[:0], false
+	return nil
+}
+
+// itemSize bounds the encoded size of an item.
+func itemSize(it *wire.Item) int { return len(it.Value) + len(it.Message) + len(it.Stack) + 16 }
