@@ -1,5 +1,7 @@
 package procpool_test
 
+// The Goroutines backend: it agrees with Processes; its timeouts and recycling.
+
 import (
 	"context"
 	"os"
@@ -12,12 +14,6 @@ import (
 
 	"github.com/procpool/procpool/pkg/procpool"
 )
-
-// Slowpoke ignores its context for ms milliseconds, then returns.
-var Slowpoke = procpool.Register("test.slowpoke", func(_ context.Context, ms int) (int, error) {
-	time.Sleep(time.Duration(ms) * time.Millisecond)
-	return ms, nil
-})
 
 // The same calls give the same results and the same errors on both backends.
 func TestBackendsAgree(t *testing.T) {

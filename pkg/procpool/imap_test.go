@@ -1,5 +1,7 @@
 package procpool_test
 
+// Imap and ImapUnordered: order, errors, endless input, break and context.
+
 import (
 	"context"
 	"iter"

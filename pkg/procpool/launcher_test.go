@@ -1,5 +1,7 @@
 package procpool_test
 
+// Launchers: Exec through a command, a Launcher of one's own, and their errors.
+
 import (
 	"context"
 	"os"
@@ -14,12 +16,6 @@ import (
 
 	"github.com/procpool/procpool/pkg/procpool"
 )
-
-// LauncherEnv reads a variable in the worker: Config.Env must reach workers
-// whose launcher does not pass the environment on.
-var LauncherEnv = procpool.Register("test.launcher-env", func(_ context.Context, name string) (string, error) {
-	return os.Getenv(name), nil
-})
 
 // viaShell is an Exec launcher that starts each worker as a child of sh,
 // which does not pass on procpool's environment marker: the worker must

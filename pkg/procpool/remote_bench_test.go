@@ -1,5 +1,7 @@
 package procpool_test
 
+// BenchmarkLaunchers: local workers against workers over SSH.
+
 import (
 	"context"
 	"os"

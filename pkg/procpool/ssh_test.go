@@ -1,8 +1,9 @@
 package procpool_test
 
+// The SSH launcher, against a real sshd on 127.0.0.1.
+
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -35,38 +36,6 @@ import (
 // sshHost is WorkerExitError.Host and WorkerStats.Host of a worker started
 // through the test server.
 const sshHost = "ssh " + sshtest.Dest
-
-// Tasks for the SSH tests, registered at package level like every other.
-var (
-	// Getenv reads a variable of the worker's environment.
-	Getenv = procpool.Register("test.getenv", func(_ context.Context, key string) (string, error) { return os.Getenv(key), nil })
-	// SlowPID sleeps ms milliseconds and returns the worker's pid, so that
-	// a Map of it spreads over every worker.
-	SlowPID = procpool.Register("test.slow-pid", func(ctx context.Context, ms int) (int, error) {
-		select {
-		case <-time.After(time.Duration(ms) * time.Millisecond):
-			return os.Getpid(), nil
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	})
-	// Hold writes the worker's pid to the file path names, then runs for a
-	// minute: the test learns which worker holds the call, and that the call
-	// is running.
-	Hold = procpool.Register("test.hold", func(ctx context.Context, path string) (int, error) {
-		if err := os.WriteFile(path+".tmp", []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-			return 0, err
-		}
-		if err := os.Rename(path+".tmp", path); err != nil {
-			return 0, err
-		}
-		select {
-		case <-time.After(time.Minute):
-		case <-ctx.Done():
-		}
-		return os.Getpid(), nil
-	})
-)
 
 // startSSHD starts the leak check, then a real sshd. The order matters: the
 // server's cleanup (which waits for its sessions to end, and fails the test
@@ -573,24 +542,6 @@ func TestSSHWorkerIsAnotherBuild(t *testing.T) {
 			assertNoRemoteWorkers(t, srv)
 		})
 	}
-}
-
-// runSSHParent is the "ssh-parent" role of TestMain: a parent process whose
-// pool has two workers on the server that PROCPOOL_TEST_SSH_ARGS (the ssh
-// client arguments, one a line) reaches. It prints the remote workers' pids
-// and blocks in a Map of Hold calls that write to PROCPOOL_TEST_HOLD_DIR.
-func runSSHParent() int {
-	args := strings.Split(os.Getenv("PROCPOOL_TEST_SSH_ARGS"), "\n")
-	p, err := procpool.New(procpool.Config{Remote: []procpool.Launcher{procpool.SSH(sshtest.Dest, 2, procpool.SSHArgs(args...))}})
-	if err != nil {
-		fmt.Println("error", err)
-		return 1
-	}
-	fmt.Println("pids", strings.Trim(fmt.Sprint(p.Workers()), "[]"))
-	dir := os.Getenv("PROCPOOL_TEST_HOLD_DIR")
-	_, err = Hold.Map(context.Background(), p, []string{filepath.Join(dir, "0"), filepath.Join(dir, "1")}, procpool.Chunksize(1))
-	fmt.Println("map returned", err)
-	return 0
 }
 
 // A user checks: if the program dies (SIGKILL: no deferred Close), its

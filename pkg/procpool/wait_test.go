@@ -1,9 +1,10 @@
 package procpool_test
 
+// AsCompleted and Wait: completion order, conditions, contexts, watchers.
+
 import (
 	"context"
 	"fmt"
-	"log"
 	"runtime"
 	"slices"
 	"strings"
@@ -314,47 +315,6 @@ func TestWait(t *testing.T) {
 	t.Run("unknown condition", func(t *testing.T) {
 		assert.Panics(t, func() { procpool.Wait[int](ctx(t), nil, procpool.WaitCondition(7)) })
 	})
-}
-
-func ExampleAsCompleted() {
-	p, err := procpool.New(procpool.Config{Workers: 3, Prefetch: 1})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer p.Close()
-
-	var fs []*procpool.Future[int]
-	for _, ms := range []int{600, 20, 300} {
-		fs = append(fs, Sleep.Submit(p, ms))
-	}
-	// Each result is used as soon as it is ready, not in submission order.
-	for f, err := range procpool.AsCompleted(context.Background(), fs...) {
-		if err != nil {
-			log.Fatal(err)
-		}
-		v, _ := f.Get(context.Background())
-		fmt.Println("slept", v, "ms")
-	}
-	// Output:
-	// slept 20 ms
-	// slept 300 ms
-	// slept 600 ms
-}
-
-func ExampleWait() {
-	p, err := procpool.New(procpool.Config{Workers: 2, Prefetch: 1, Logger: hclog.NewNullLogger()})
-	if err != nil {
-		log.Fatal(err)
-	}
-	// Terminate, not Close: the slow call is no longer wanted.
-	defer p.Terminate()
-
-	slow := Sleep.Submit(p, 60_000)
-	bad := Fail.Submit(p, "disk full")
-	done, pending := procpool.Wait(context.Background(), []*procpool.Future[int]{slow, bad}, procpool.FirstError)
-	_, err = done[0].Get(context.Background())
-	fmt.Println(len(done), "done,", len(pending), "pending:", err)
-	// Output: 1 done, 1 pending: procpool: task "test.fail": disk full
 }
 
 // BenchmarkAsCompleted measures AsCompleted over 10,000 futures: "done" is

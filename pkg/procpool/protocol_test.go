@@ -1,62 +1,21 @@
 package procpool_test
 
-// The reliability suite (issue 6), part three: hostile workers. A task that
-// misbehaves on the protocol from inside a worker, a worker frozen while
-// the parent writes megabytes to it, and fake workers (Config.Command) that
-// misbehave before the handshake. Each must become a clear error that names
-// the worker, and Terminate must return promptly in every case.
+// Workers that break the protocol or stop reading: clear errors, prompt Terminate.
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/procpool/procpool/pkg/procpool"
 )
-
-// relHostileArg is the argument of RelHostile.
-type relHostileArg struct {
-	Mode   string
-	Marker string // a file it creates just before it misbehaves
-}
-
-// RelHostile misbehaves on its worker's protocol descriptor (found with
-// protocolFD), then hangs, unless it died.
-var RelHostile = procpool.Register("test.rel.hostile", func(_ context.Context, a relHostileArg) (int, error) {
-	fd := protocolFD()
-	if a.Marker != "" {
-		_ = os.WriteFile(a.Marker, nil, 0o600)
-	}
-	switch a.Mode {
-	case "garbage": // a plausible length, then a body that is no message
-		_, _ = unix.Write(fd, []byte("\x00\x00\x00\x0cHello, world"))
-	case "close-stdout": // and keep running
-		_ = unix.Close(fd)
-	case "huge": // a frame length of 4 GiB
-		_, _ = unix.Write(fd, []byte("\xff\xff\xff\xffnot a frame"))
-	case "mid-frame": // a header promising 100 bytes, 10 of them, and death
-		_, _ = unix.Write(fd, []byte("\x00\x00\x00\x640123456789"))
-		os.Exit(7)
-	case "freeze": // stop reading anything, stop everything
-		_ = unix.Kill(os.Getpid(), unix.SIGSTOP)
-	case "stuck": // stuck in the task, deaf to its context
-	default:
-		panic("unknown mode " + a.Mode)
-	}
-	time.Sleep(time.Hour)
-	return 0, nil
-})
 
 // relTerminate terminates p and checks that it returned promptly.
 func relTerminate(t *testing.T, p *procpool.Pool) {
@@ -249,112 +208,7 @@ func TestHostileWorkerStopsReading(t *testing.T) {
 	}
 }
 
-// relGroupAlive lists the live processes (zombies, which wait for whoever
-// reaps them, excepted) of process group pgid.
-func relGroupAlive(pgid int) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
-			pid, _ := strconv.Atoi(e.Name())
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 func futErr(t *testing.T, f *procpool.Future[int]) error {
 	_, err := f.Get(ctx(t))
 	return err
-}
-
-// Fake workers, started through Config.Command, that misbehave before the
-// handshake: New fails promptly with ErrStartup and a *WorkerExitError that
-// names the process and says what it did, and kills its process group.
-func TestHostileFakeWorkers(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		script   string
-		reason   []string
-		exitCode int
-		signal   string
-	}{
-		{"garbage", `printf 'Hello, world! This is not a frame.'; exec sleep 60`,
-			[]string{"garbled frame", `"Hello, world! This is not a fram"`}, -1, "SIGKILL"},
-		{"4 GiB frame", `printf '\377\377\377\377'; exec sleep 60`,
-			[]string{"frame of 4294967295 bytes is over the 67108864-byte limit"}, -1, "SIGKILL"},
-		{"dies mid-frame", `printf '\000\000\000\1440123456789'; exit 7`,
-			[]string{"stream ended after 10 of 100 body bytes"}, 7, ""},
-		{"closes stdout and keeps running", `exec >&-; exec sleep 60`,
-			[]string{"closed its stdout"}, -1, "SIGKILL"},
-		{"silent", `exec sleep 60`,
-			[]string{"no handshake within 500ms"}, -1, "SIGKILL"},
-		{"exits, its child holding stdout", `sleep 60 & exit 3`,
-			[]string{"exited before the handshake"}, 3, ""},
-		{"floods stderr", `yes 'stderr flood' | head -c 1000000 >&2; exit 4`,
-			[]string{"exited before the handshake"}, 4, ""},
-		{"killed before the handshake", `kill -9 $$`,
-			[]string{"before the handshake"}, -1, "SIGKILL"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			startWatchdog(t, 30*time.Second)
-			noLeaks(t)
-			start := time.Now()
-			limit := 10 * time.Second // none but the silent one may need it
-			if tc.name == "silent" {
-				limit = 500 * time.Millisecond
-			}
-			p, err := procpool.New(procpool.Config{
-				Workers:      2,
-				StartTimeout: limit,
-				Command:      []string{"/bin/sh", "-c", tc.script},
-				Logger:       nullLogger(),
-			})
-			took := time.Since(start)
-			require.Nil(t, p)
-			require.ErrorIs(t, err, procpool.ErrStartup)
-			assert.Less(t, took, limit/2+2*time.Second, "New returned after %s", took)
-			var exit *procpool.WorkerExitError
-			require.ErrorAs(t, err, &exit)
-			assert.Positive(t, exit.PID)
-			for _, r := range tc.reason {
-				assert.Contains(t, exit.Reason, r)
-			}
-			assert.Equal(t, tc.exitCode, exit.ExitCode)
-			assert.Equal(t, tc.signal, exit.Signal)
-			assert.Contains(t, err.Error(), fmt.Sprintf("worker pid %d ", exit.PID))
-			if tc.signal != "" {
-				assert.NotContains(t, exit.Reason, "exited", "BUG: a worker killed by a signal is said to have exited: %s", err)
-			}
-			if tc.name == "killed before the handshake" {
-				assert.NotContains(t, exit.Reason, "procpool.Main()", "BUG: the hint about procpool.Main misleads: this worker did not forget it: %s", err)
-			}
-			require.Eventually(t, func() bool { return len(relGroupAlive(exit.PID)) == 0 }, 2*time.Second, 5*time.Millisecond,
-				"the worker's process group is gone: %v", relGroupAlive(exit.PID))
-			t.Logf("%s (after %s)", err, took.Round(time.Millisecond))
-		})
-	}
-}
-
-// Config.Command names a program the way exec.Command does: a bare name is
-// looked up in PATH.
-func TestCommandIsLookedUpInPath(t *testing.T) {
-	startWatchdog(t, 30*time.Second)
-	noLeaks(t)
-	_, err := procpool.New(procpool.Config{
-		Workers:      1,
-		StartTimeout: 500 * time.Millisecond,
-		Command:      []string{"sh", "-c", `exit 9`},
-		Logger:       nullLogger(),
-	})
-	require.ErrorIs(t, err, procpool.ErrStartup)
-	var exit *procpool.WorkerExitError
-	require.ErrorAs(t, err, &exit, "BUG: Command {\"sh\", ...} must run sh from PATH, as exec.Command does; got: %v", err)
-	assert.Equal(t, 9, exit.ExitCode)
-	assert.False(t, strings.Contains(err.Error(), "no such file"), "%v", err)
 }

@@ -1,263 +1,52 @@
 package procpool_test
 
-// The reliability suite (issue 6), part one: the watchdog every test here
-// runs under, and the fault matrix, every stage of a call's journey × every
-// kind of fault × both crash policies, in the manner of CPython's
-// test_concurrent_futures/test_deadlock.py.
+// The fault matrix: each stage of a call × each kind of fault × both policies.
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/vmihailenco/msgpack/v5"
-	"golang.org/x/sys/unix"
 
 	"github.com/procpool/procpool/pkg/procpool"
-	"github.com/procpool/procpool/worker"
 )
 
-// ---------------------------------------------------------------------------
-// Watchdog
-
-// watchdog fails a test that has not finished in time instead of letting CI
-// hang: it fails the test, prints every goroutine's stack, sends SIGQUIT to
-// the pool's workers (a Go worker then prints its own stacks on stderr,
-// which reaches the pool's log), prints the log's tail, and terminates the
-// pool to unblock the test. If the test is still stuck 20 s later, it
-// panics, which ends the test binary.
-type watchdog struct {
-	t     *testing.T
-	limit time.Duration
-	timer *time.Timer
-
-	mu        sync.Mutex
-	pool      *procpool.Pool
-	logs      fmt.Stringer
-	done      bool
-	reporting sync.WaitGroup
-	last      *time.Timer // the panic, once it has fired
-}
-
-// startWatchdog arms a watchdog for t. Call it first in a test, before
-// newPool, so that it covers the test's cleanups too. Until it fires it is a
-// timer, with no goroutine for noLeaks to find.
-func startWatchdog(t *testing.T, limit time.Duration) *watchdog {
-	t.Helper()
-	w := &watchdog{t: t, limit: limit}
-	w.timer = time.AfterFunc(limit, w.fire)
-	t.Cleanup(func() {
-		w.timer.Stop()
-		w.mu.Lock()
-		w.done = true
-		if w.last != nil {
-			w.last.Stop()
-		}
-		w.mu.Unlock()
-	})
-	return w
-}
-
-// watch tells the watchdog which pool to inspect and terminate, and where its
-// log goes. Its cleanup, which runs before newPool's leak checks, waits for
-// a report in progress.
-func (w *watchdog) watch(p *procpool.Pool, logs fmt.Stringer) {
-	w.mu.Lock()
-	w.pool, w.logs = p, logs
-	w.mu.Unlock()
-	w.t.Cleanup(w.reporting.Wait)
-}
-
-func (w *watchdog) fire() {
-	w.mu.Lock()
-	if w.done {
-		w.mu.Unlock()
-		return
-	}
-	// Fail first, while the test is surely running: what follows may
-	// unblock it.
-	w.t.Errorf("WATCHDOG: the test did not finish within %s; the stacks of every goroutine and the workers' SIGQUIT dumps follow on stderr", w.limit)
-	w.reporting.Add(1)
-	defer w.reporting.Done()
-	pool, logs := w.pool, w.logs
-	w.mu.Unlock()
-
-	buf := make([]byte, 16<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	fmt.Fprintf(os.Stderr, "\n=== WATCHDOG: %s still running after %s; every goroutine of the test process:\n%s\n", w.t.Name(), w.limit, buf)
-
-	pids := workersOf(pool)
-	for _, pid := range pids {
-		_ = unix.Kill(pid, unix.SIGQUIT)
-	}
-	time.Sleep(time.Second) // let the workers' stack dumps reach the log
-	if logs != nil {
-		s := logs.String()
-		fmt.Fprintf(os.Stderr, "=== WATCHDOG: SIGQUIT sent to %v; the pool's log (last 256 KiB):\n%s\n", pids, s[max(0, len(s)-256<<10):])
-	}
-	if pool != nil {
-		terminated := make(chan struct{})
-		go func() { pool.Terminate(); close(terminated) }()
-		select {
-		case <-terminated:
-		case <-time.After(5 * time.Second):
-			fmt.Fprintln(os.Stderr, "=== WATCHDOG: Terminate did not return within 5s")
+// TestFaultMatrix strikes each kind of fault at each stage under each
+// policy, and checks the outcome procpool promises with errors.Is/As, in the
+// manner of CPython's test_concurrent_futures/test_deadlock.py.
+func TestFaultMatrix(t *testing.T) {
+	stages := []string{stArgEncode, stArgDecode, stFunc, stResultEncode, stResultDecode, stClose, stBig}
+	kinds := []string{kError, kPanic, kExit1, kSIGKILL}
+	for _, stage := range stages {
+		for _, kind := range kinds {
+			for _, policy := range []procpool.CrashPolicy{procpool.Break, procpool.Respawn} {
+				want := relExpect(stage, kind)
+				t.Run(fmt.Sprintf("%s/%s/%s", stage, kind, policy), func(t *testing.T) {
+					switch {
+					case want == outParentDies:
+						relParentDeathCell(t, stage, kind, policy)
+					case stage == stClose:
+						relCloseCell(t, kind, policy, want)
+					case stage == stBig:
+						relBigCell(t, kind, policy, want)
+					default:
+						relCell(t, stage, kind, policy, want)
+					}
+				})
+			}
 		}
 	}
-	w.mu.Lock()
-	if !w.done {
-		w.last = time.AfterFunc(20*time.Second, func() {
-			panic(fmt.Sprintf("WATCHDOG: %s still hung 20s after its pool was terminated", w.t.Name()))
-		})
-	}
-	w.mu.Unlock()
-}
-
-// workersOf lists the pool's workers, and any other child of this process,
-// without trusting the pool: if the hang is a deadlock on its lock, Workers
-// would never return.
-func workersOf(p *procpool.Pool) []int {
-	pids := children()
-	if p != nil {
-		got := make(chan []int, 1)
-		go func() { got <- p.Workers() }()
-		select {
-		case ws := <-got:
-			pids = append(pids, ws...)
-		case <-time.After(time.Second):
-			fmt.Fprintln(os.Stderr, "=== WATCHDOG: Pool.Workers did not return within 1s: the pool's lock is held")
-		}
-	}
-	slices.Sort(pids)
-	return slices.Compact(pids)
-}
-
-// relPool starts a pool under a watchdog, with the leak checks of newPool.
-func relPool(t *testing.T, limit time.Duration, cfg procpool.Config) (*procpool.Pool, *syncBuffer) {
-	t.Helper()
-	wd := startWatchdog(t, limit)
-	p, logs := newPool(t, relCfg(cfg))
-	wd.watch(p, logs)
-	return p, logs
-}
-
-// relCfg adds to cfg.Env what makes the race detector exit at once, unless
-// the environment has it already: a race-enabled Go program that exits with
-// status 0 first sleeps atexit_sleep_ms (1 s by default), so every Close of
-// a pool of test workers would take a second.
-func relCfg(cfg procpool.Config) procpool.Config {
-	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
-		cfg.Env = append(slices.Clip(cfg.Env), "GORACE="+strings.TrimSpace(g+" atexit_sleep_ms=0"))
-	}
-	return cfg
-}
-
-// ---------------------------------------------------------------------------
-// Faults
-
-// The stages of a call's journey where a fault can strike.
-const (
-	stArgEncode    = "arg-encode"    // the argument's encoder, in the parent
-	stArgDecode    = "arg-decode"    // the argument's decoder, in the worker
-	stFunc         = "func"          // the task function, in the worker
-	stResultEncode = "result-encode" // the result's encoder, in the worker
-	stResultDecode = "result-decode" // the result's decoder, in the parent
-	stClose        = "close"         // the task function, while Close drains the pool
-	stBig          = "big-data"      // the task function, with 4 MiB arguments and results in flight
-)
-
-// The kinds of fault.
-const (
-	kError   = "error"   // an error returned (by the function, the encoder or the decoder)
-	kPanic   = "panic"   // a panic
-	kExit1   = "exit1"   // os.Exit(1)
-	kSIGKILL = "sigkill" // SIGKILL to its own process
-)
-
-// relFault is the argument and the result of the RelFault task. Its msgpack
-// encoder and decoder strike the fault Kind when Stage names them and they
-// run on the side that stage belongs to (worker.IsWorker tells).
-type relFault struct {
-	Stage string
-	Kind  string
-	Delay int // milliseconds the task sleeps first
-	Data  []byte
-}
-
-// relFaultFields has relFault's fields and no methods: msgpack encodes it as
-// a plain struct.
-type relFaultFields relFault
-
-func (v relFault) EncodeMsgpack(e *msgpack.Encoder) error {
-	if v.Stage == stArgEncode && !worker.IsWorker() || v.Stage == stResultEncode && worker.IsWorker() {
-		if err := relStrike(v.Kind, v.Stage); err != nil {
-			return err
-		}
-	}
-	return e.Encode(relFaultFields(v))
-}
-
-func (v *relFault) DecodeMsgpack(d *msgpack.Decoder) error {
-	var f relFaultFields
-	if err := d.Decode(&f); err != nil {
-		return err
-	}
-	*v = relFault(f)
-	if v.Stage == stArgDecode && worker.IsWorker() || v.Stage == stResultDecode && !worker.IsWorker() {
-		return relStrike(v.Kind, v.Stage)
-	}
-	return nil
-}
-
-// relStrike is the fault itself.
-func relStrike(kind, where string) error {
-	switch kind {
-	case kError:
-		return fmt.Errorf("rel fault: error in %s", where)
-	case kPanic:
-		panic("rel fault: panic in " + where)
-	case kExit1:
-		os.Exit(1)
-	case kSIGKILL:
-		_ = unix.Kill(os.Getpid(), unix.SIGKILL)
-		time.Sleep(time.Hour)
-	case "":
-	default:
-		panic("unknown fault kind " + kind)
-	}
-	return nil
-}
-
-// RelFault sleeps Delay ms, strikes its fault if its stage is the function,
-// and returns its argument.
-var RelFault = procpool.Register("test.rel.fault", func(_ context.Context, a relFault) (relFault, error) {
-	time.Sleep(time.Duration(a.Delay) * time.Millisecond)
-	if a.Stage == stFunc || a.Stage == stClose || a.Stage == stBig {
-		if err := relStrike(a.Kind, "the task"); err != nil {
-			return relFault{}, err
-		}
-	}
-	return a, nil
-})
-
-// relCatch runs f, turning a panic that escapes it into a value.
-func relCatch(f func() error) (err error, panicked any) {
-	defer func() { panicked = recover() }()
-	return f(), nil
 }
 
 // relOutcome is what procpool promises for a cell of the matrix.
@@ -291,30 +80,10 @@ func relExpect(stage, kind string) relOutcome {
 	return outWorkerDies
 }
 
-// TestFaultMatrix strikes each kind of fault at each stage under each
-// policy, and checks the outcome procpool promises with errors.Is/As.
-func TestFaultMatrix(t *testing.T) {
-	stages := []string{stArgEncode, stArgDecode, stFunc, stResultEncode, stResultDecode, stClose, stBig}
-	kinds := []string{kError, kPanic, kExit1, kSIGKILL}
-	for _, stage := range stages {
-		for _, kind := range kinds {
-			for _, policy := range []procpool.CrashPolicy{procpool.Break, procpool.Respawn} {
-				want := relExpect(stage, kind)
-				t.Run(fmt.Sprintf("%s/%s/%s", stage, kind, policy), func(t *testing.T) {
-					switch {
-					case want == outParentDies:
-						relParentDeathCell(t, stage, kind, policy)
-					case stage == stClose:
-						relCloseCell(t, kind, policy, want)
-					case stage == stBig:
-						relBigCell(t, kind, policy, want)
-					default:
-						relCell(t, stage, kind, policy, want)
-					}
-				})
-			}
-		}
-	}
+// relCatch runs f, turning a panic that escapes it into a value.
+func relCatch(f func() error) (err error, panicked any) {
+	defer func() { panicked = recover() }()
+	return f(), nil
 }
 
 // relTaskError checks that err is the per-call error of a fault of kind at
@@ -333,7 +102,7 @@ func relTaskError(t *testing.T, err error, stage, kind string) {
 		assert.Equal(t, kind == kPanic, re.Panic)
 		assert.Contains(t, re.Message, "rel fault: "+kind+" in the task")
 		if kind == kPanic {
-			assert.Contains(t, re.Stack, "reliability_test.go", "the stack shows where it panicked")
+			assert.Contains(t, re.Stack, "tasks_test.go", "the stack shows where it panicked")
 		}
 		return
 	case stArgEncode:
@@ -350,32 +119,6 @@ func relTaskError(t *testing.T, err error, stage, kind string) {
 	assert.Equal(t, wantStage, ce.Stage)
 	assert.Equal(t, "test.rel.fault", ce.Task)
 	assert.Contains(t, ce.Message, "rel fault: "+kind+" in "+stage)
-}
-
-// relWorkerDeath checks that err reports the death of one of pids by a
-// fault of kind, as policy promises.
-func relWorkerDeath(t *testing.T, err error, kind string, policy procpool.CrashPolicy, pids []int) *procpool.WorkerExitError {
-	t.Helper()
-	if policy == procpool.Break {
-		require.ErrorIs(t, err, procpool.ErrBrokenPool)
-		require.NotErrorIs(t, err, procpool.ErrWorkerLost)
-	} else {
-		require.ErrorIs(t, err, procpool.ErrWorkerLost)
-		require.NotErrorIs(t, err, procpool.ErrBrokenPool)
-	}
-	var exit *procpool.WorkerExitError
-	require.ErrorAs(t, err, &exit)
-	assert.Contains(t, pids, exit.PID, "the error names the worker that died")
-	switch kind {
-	case kExit1:
-		assert.Equal(t, 1, exit.ExitCode)
-		assert.Empty(t, exit.Signal)
-	case kSIGKILL:
-		assert.Equal(t, -1, exit.ExitCode)
-		assert.Equal(t, "SIGKILL", exit.Signal)
-	}
-	assert.Positive(t, exit.Held)
-	return exit
 }
 
 // relAfterDeath checks the pool after a worker died by a fault: broken under
@@ -683,26 +426,4 @@ func TestRelParentFaultHelper(t *testing.T) {
 	_, err = RelFault.Submit(p, relFault{Stage: parts[0], Kind: parts[1]}).Get(context.Background())
 	fmt.Println("survived the fault:", err)
 	os.Exit(4)
-}
-
-// ---------------------------------------------------------------------------
-// Small helpers shared by the other reliability files.
-
-// relKill sends SIGKILL to pid if it is still a child of this process (a
-// reaped worker's pid may have been reused by a stranger).
-func relKill(pid int) bool {
-	if ppid, state, ok := procStat(pid); !ok || ppid != os.Getpid() || state == 'Z' {
-		return false
-	}
-	return unix.Kill(pid, unix.SIGKILL) == nil
-}
-
-// relErrIs reports whether err matches any of targets.
-func relErrIs(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,0 +1,85 @@
+package procpool_test
+
+// Map: its context, its first error, its load balance, the memory it keeps.
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/procpool/procpool/pkg/procpool"
+)
+
+func TestMapContext(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 1})
+	c, cancel := context.WithTimeout(ctx(t), 100*time.Millisecond)
+	defer cancel()
+	_, err := Sleep.Map(c, p, []int{50, 50, 50, 50, 50, 50, 50, 50, 50, 50}, procpool.Chunksize(1))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	v, err := Square.Submit(p, 3).Get(ctx(t))
+	require.NoError(t, err, "the pool goes on")
+	assert.Equal(t, 9, v)
+	require.NoError(t, p.Close())
+}
+
+func TestMapReturnsTheFirstErrorInInputOrder(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 2})
+	_, err := Fail.Map(ctx(t), p, []string{"first", "second"}, procpool.Chunksize(1))
+	var re *procpool.RemoteError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, "first", re.Message)
+	assert.Contains(t, err.Error(), "map element 0")
+	require.NoError(t, p.Close())
+}
+
+// TestHeavyMapAfterTinyCallsIsBalanced: a pool that has just served tiny
+// calls (and so expects runs to take microseconds) still spreads a Map of
+// slow calls evenly; no worker hoards the chunks it would have prefetched
+// for quick ones.
+func TestHeavyMapAfterTinyCallsIsBalanced(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 2})
+	tiny := make([]int, 20_000)
+	_, err := Square.Map(ctx(t), p, tiny, procpool.Chunksize(1))
+	require.NoError(t, err)
+
+	in := make([]int, 200)
+	for i := range in {
+		in[i] = 5
+	}
+	pids, err := SlowPID.Map(ctx(t), p, in)
+	require.NoError(t, err)
+	per := map[int]int{}
+	for _, pid := range pids {
+		per[pid]++
+	}
+	require.Len(t, per, 2, "both workers ran calls: %v", per)
+	for pid, n := range per {
+		assert.GreaterOrEqual(t, n, 50, "worker %d ran %d of 200 calls: %v", pid, n, per)
+	}
+	require.NoError(t, p.Close())
+}
+
+// TestMapReleasesMemory: once a big Map has returned and its results are
+// dropped, an open pool keeps none of its arguments or results alive.
+func TestMapReleasesMemory(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 2})
+	heap := func() float64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return float64(ms.HeapAlloc) / (1 << 20)
+	}
+	before := heap()
+	out, err := Square.Map(ctx(t), p, make([]int, 1_000_000))
+	require.NoError(t, err)
+	require.Len(t, out, 1_000_000)
+	out = nil
+	after := heap()
+	assert.Less(t, after, before+8, "heap: %.1f MiB before the Map, %.1f MiB after (it held about 35 MiB when the sender kept its last runs)", before, after)
+	require.NoError(t, p.Close())
+}
