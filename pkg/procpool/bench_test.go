@@ -4,6 +4,7 @@ package procpool_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -97,6 +98,26 @@ func BenchmarkMap(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/item")
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "items/s")
+		})
+	}
+}
+
+// BenchmarkPayload echoes byte payloads through 2 workers, 32 per Map at
+// chunksize 1: the bulk data path, both ways. MB/s counts the bytes sent.
+func BenchmarkPayload(b *testing.B) {
+	for _, size := range []int{64 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("size=%dKiB", size>>10), func(b *testing.B) {
+			p := benchPool(b, 2)
+			in := make([][]byte, 32)
+			for i := range in {
+				in[i] = make([]byte, size)
+			}
+			b.SetBytes(int64(len(in) * size))
+			for b.Loop() {
+				if _, err := Echo.Map(context.Background(), p, in, procpool.Chunksize(1)); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

@@ -67,7 +67,7 @@ const (
 	endExited endCause = iota
 	// endNoHandshake: it ended by itself before completing the handshake.
 	endNoHandshake
-	// endInitFailed: its Config.Initializer failed.
+	// endInitFailed: its [Config.Initializer] failed.
 	endInitFailed
 	// endKilled: the pool killed it, for the reason in its exit error: a
 	// timeout, a cancel it ignored, a protocol error, Terminate, a broken
@@ -89,7 +89,7 @@ func (c endCause) String() string {
 	return fmt.Sprintf("endCause(%d)", int(c))
 }
 
-// initError is the error of a failed Config.Initializer, from its outcome.
+// initError is the error of a failed [Config.Initializer], from its outcome.
 func initError(task string, it *wire.Item) error {
 	if err := itemError(task, it); err != nil {
 		return fmt.Errorf("%w: %w", ErrInitFailed, err)

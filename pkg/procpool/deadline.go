@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// This file enforces deadlines: Config.TaskTimeout, cancellation, and the
+// This file enforces deadlines: [Config.TaskTimeout], cancellation, and the
 // kill escalation for a call that does not stop when asked. Every function
 // here runs under p.mu unless it says otherwise.
 
@@ -29,7 +29,7 @@ func (p *Pool) cancel(bs ...*batch) {
 
 // cancelCall ends a call that may be running: it fails at once with
 // context.Canceled and its worker is asked to stop it, and is replaced if it
-// does not within Config.KillGrace. It reports whether the call ended
+// does not within [Config.KillGrace]. It reports whether the call ended
 // cancelled. It runs without p.mu.
 func (p *Pool) cancelCall(b *batch) bool {
 	p.mu.Lock()

@@ -240,7 +240,7 @@ func (p *Pool) exemptIfBloated(m *member, rss int64) {
 }
 
 // checkMemory retires m if its resident memory, rss bytes (-1 if unknown),
-// is over Config.MaxMemoryPerWorker.
+// is over [Config.MaxMemoryPerWorker].
 func (p *Pool) checkMemory(m *member, rss int64) {
 	if limit := p.cfg.MaxMemoryPerWorker; limit > 0 && rss > limit && !m.memExempt && !m.retiring {
 		m.log.Info("retiring worker: resident memory over MaxMemoryPerWorker", "rss", rss, "limit", limit)

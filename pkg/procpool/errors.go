@@ -43,7 +43,7 @@ var (
 	ErrUnknownTask = errors.New("procpool: unknown task")
 
 	// ErrFrameTooLarge is matched by the error of a call whose argument or
-	// result does not fit in a frame (Config.MaxFrameSize).
+	// result does not fit in a frame ([Config.MaxFrameSize]).
 	ErrFrameTooLarge = wire.ErrFrameTooLarge
 )
 

@@ -62,12 +62,12 @@ const (
 )
 
 // New starts a pool of worker processes and returns once every worker has
-// completed its handshake (and run Config.Initializer). If any fails to, New
-// stops the others and returns an error matching ErrStartup (and
+// completed its handshake (and run [Config.Initializer]). If any fails to, New
+// stops the others and returns an error matching [ErrStartup] (and
 // ErrInitFailed, if the initializer failed) that says which worker failed
 // and why.
 //
-// In a worker process New returns ErrInWorker.
+// In a worker process New returns [ErrInWorker].
 func New(cfg Config) (*Pool, error) {
 	if worker.IsWorker() {
 		return nil, ErrInWorker
@@ -216,7 +216,7 @@ func (p *Pool) Workers() []int {
 	return pids
 }
 
-// Close stops accepting work (a later Submit fails with ErrClosed), waits for
+// Close stops accepting work (a later Submit fails with [ErrClosed]), waits for
 // every submitted task to finish, then stops the workers and waits for them to
 // exit. It is safe to call more than once and together with Terminate.
 func (p *Pool) Close() error {

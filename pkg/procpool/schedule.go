@@ -204,7 +204,7 @@ const (
 	queueTarget = 500 * time.Microsecond
 )
 
-// prefetch is how many runs m may hold: Config.Prefetch, or more when its
+// prefetch is how many runs m may hold: [Config.Prefetch], or more when its
 // runs are quick.
 func (p *Pool) prefetch(m *member) int {
 	if m.service <= 0 {

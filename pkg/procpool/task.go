@@ -40,7 +40,7 @@ func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Ta
 // Name returns the name the task was registered under.
 func (t *Task[I, O]) Name() string { return t.name }
 
-// Call is a task bound to an argument, for Config.Initializer.
+// Call is a task bound to an argument, for [Config.Initializer].
 type Call struct {
 	task string
 	arg  []byte
@@ -118,7 +118,7 @@ func (f *Future[O]) Get(ctx context.Context) (O, error) {
 
 // Cancel cancels the call: the future fails at once with context.Canceled.
 // A call no worker has taken is dropped. A running call has its context
-// cancelled in the worker; if it has not returned Config.KillGrace later, the
+// cancelled in the worker; if it has not returned [Config.KillGrace] later, the
 // worker is killed and replaced. Cancel reports whether the future ended
 // cancelled: false if it had already ended otherwise.
 func (f *Future[O]) Cancel() bool {
