@@ -16,6 +16,7 @@ type batch struct {
 	first  int       // index of its first call in the caller's input (Map)
 	holder *member   // the worker holding it, while running
 	sent   time.Time // when it was given to holder
+	cold   bool      // holder was idle when given it: its time includes a wake-up
 	tries  int       // times its calls were lost with a worker
 	parent *batch    // for a call split from a lost chunk: the chunk
 	left   int       // for a lost chunk: calls split from it not yet finished
@@ -59,6 +60,18 @@ func (q *queue) pushFront(b *batch) {
 		return
 	}
 	q.items = append([]*batch{b}, q.items...)
+}
+
+// peek returns the first queued batch without removing it, or nil.
+func (q *queue) peek() *batch {
+	for q.head < len(q.items) {
+		if b := q.items[q.head]; b.state == queued {
+			return b
+		}
+		q.items[q.head] = nil
+		q.head++
+	}
+	return nil
 }
 
 // popFront removes and returns the first queued batch, or nil.

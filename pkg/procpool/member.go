@@ -41,6 +41,9 @@ type member struct {
 	lastDone  time.Time     // when its last run ended
 	timer     *time.Timer   // TaskTimeout, or the kill escalation
 	exitErr   *WorkerExitError
+	inIdle    bool // in p.place.idle
+	inRoom    bool // in p.place.room
+	counted   bool // counted in p.place.ready
 }
 
 func newMember(p *Pool, c conn, slot int, log hclog.Logger) *member {

@@ -38,6 +38,7 @@ type Pool struct {
 	cause    error      // what broke the pool
 	queue    queue      // batches waiting for a worker
 	members  []*member  // the live workers, in the order they started
+	place    placement  // who takes the next batch
 	spawning int        // replacements being started
 	pending  int        // batches queued or held by a worker
 	settled  *sync.Cond // signalled when pending drops to 0, a worker ends, or the state changes
@@ -232,6 +233,7 @@ func (p *Pool) Close() error {
 	}
 	for _, m := range p.members {
 		m.stopping = true
+		p.withdraw(m)
 		m.conn.stop()
 	}
 	p.mu.Unlock()

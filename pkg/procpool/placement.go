@@ -1,0 +1,159 @@
+package procpool
+
+import "time"
+
+// This file decides which worker takes the next batch, at a cost that does
+// not grow with the number of workers: idle workers wait on a stack, busy
+// workers with room in a FIFO, and the choice between waking an idle worker
+// and feeding a running one is made from what calls have been measured to
+// cost. Every function here runs under p.mu.
+
+// placement is the scheduler's index of its members by what they can take.
+// Its lists may hold members that no longer qualify; they are dropped when
+// they reach the top. Guarded by pool.mu, like the members.
+type placement struct {
+	idle     []*member // ready and holding nothing; the last to go idle on top
+	room     []*member // holding work, with room for more; oldest first
+	roomHead int
+	ready    int // members that take work (accepting), for the fair share
+	busy     int // members that hold work
+
+	// Measured over the pool's runs: how long a run takes a worker that
+	// was already running (warm), and a run posted to an idle worker takes
+	// from posting to its result (cold), which adds waking that worker.
+	warm, cold time.Duration
+}
+
+// pushIdle records that m may take work now that it holds none.
+func (pl *placement) pushIdle(m *member) {
+	if !m.inIdle && m.idle() {
+		m.inIdle = true
+		pl.idle = append(pl.idle, m)
+	}
+}
+
+// pushRoom records that m, which holds work, may take more.
+func (pl *placement) pushRoom(m *member) {
+	if !m.inRoom && m.accepting() && len(m.held) > 0 {
+		m.inRoom = true
+		pl.room = append(pl.room, m)
+	}
+}
+
+// popIdle returns the idle member that went idle last, or nil. Its caches
+// and its goroutines are the warmest.
+func (pl *placement) popIdle() *member {
+	for len(pl.idle) > 0 {
+		m := pl.idle[len(pl.idle)-1]
+		pl.idle[len(pl.idle)-1] = nil
+		pl.idle = pl.idle[:len(pl.idle)-1]
+		m.inIdle = false
+		if m.idle() {
+			return m
+		}
+	}
+	return nil
+}
+
+// popRoom returns the busy member that has waited longest with room for
+// more than it holds (under limit), or nil.
+func (pl *placement) popRoom(limit func(*member) int) *member {
+	for pl.roomHead < len(pl.room) {
+		m := pl.room[pl.roomHead]
+		pl.room[pl.roomHead] = nil
+		pl.roomHead++
+		if pl.roomHead == len(pl.room) {
+			pl.room, pl.roomHead = pl.room[:0], 0
+		}
+		m.inRoom = false
+		if m.accepting() && len(m.held) > 0 && len(m.held) < limit(m) {
+			return m
+		}
+	}
+	return nil
+}
+
+// feedRunning reports whether a batch should go to a worker that is running
+// rather than wake an idle one: when waking a worker has been measured to
+// cost more than the run itself, and the running workers already keep every
+// CPU busy. Then more workers only add context switches.
+func (pl *placement) feedRunning() bool {
+	return pl.warm > 0 && pl.cold > 2*pl.warm && pl.busy >= cpus()
+}
+
+// observe folds a run's time into the warm or cold average.
+func (pl *placement) observe(took time.Duration, cold bool) {
+	avg := &pl.warm
+	if cold {
+		avg = &pl.cold
+	}
+	if *avg == 0 {
+		*avg = took
+	} else {
+		*avg += (took - *avg) / 8
+	}
+}
+
+// pick returns the member that should take the next batch, or nil if none
+// should. share is the most batches one member should hold. Spread first: an
+// idle member, then a busy one with room; but while calls are measured to be
+// tiny and the CPUs busy, only running members, up to their prefetch.
+func (p *Pool) pick(share int) *member {
+	pl := &p.place
+	limit := func(m *member) int { return min(p.prefetch(m), share) }
+	if pl.feedRunning() {
+		return pl.popRoom(limit)
+	}
+	if m := pl.popIdle(); m != nil {
+		return m
+	}
+	return pl.popRoom(limit)
+}
+
+// holdChanged updates the index after m's held batches changed from
+// before batches to len(m.held).
+func (p *Pool) holdChanged(m *member, before int) {
+	pl := &p.place
+	switch after := len(m.held); {
+	case before == 0 && after > 0:
+		pl.busy++
+	case before > 0 && after == 0:
+		pl.busy--
+	}
+	if len(m.held) == 0 {
+		pl.pushIdle(m)
+		return
+	}
+	// A running worker whose calls are tiny, while more workers than CPUs
+	// hold work, takes no more: it drains and goes idle, until only as
+	// many workers run as there are CPUs to run them.
+	if pl.feedRunning() && pl.busy > cpus() {
+		return
+	}
+	pl.pushRoom(m)
+}
+
+// join counts m, which completed its handshake, as taking work.
+func (p *Pool) join(m *member) {
+	m.counted = true
+	p.place.ready++
+	p.place.pushIdle(m)
+}
+
+// withdraw stops counting m as taking work: it is retiring, stopping or
+// gone. The lists drop it when they reach it.
+func (p *Pool) withdraw(m *member) {
+	if m.counted {
+		m.counted = false
+		p.place.ready--
+	}
+}
+
+// fairShare is the most runs one worker should hold so that the pending
+// runs could still be spread evenly over the ready workers. It stops a
+// worker whose runs used to be quick from taking a whole Map of slow ones
+// before its estimate catches up.
+func (p *Pool) fairShare() int {
+	ready := max(p.place.ready, 1)
+	return (p.pending + ready - 1) / ready
+}
