@@ -17,6 +17,7 @@ type batch struct {
 	holder *member   // the worker holding it, while running
 	sent   time.Time // when it was given to holder
 	cold   bool      // holder was idle when given it: its time includes a wake-up
+	cost   *taskCost // what runs of its task have been measured to take
 	tries  int       // times its calls were lost with a worker
 	parent *batch    // for a call split from a lost chunk: the chunk
 	left   int       // for a lost chunk: calls split from it not yet finished

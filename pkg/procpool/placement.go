@@ -18,10 +18,31 @@ type placement struct {
 	ready    int // members that take work (accepting), for the fair share
 	busy     int // members that hold work
 
-	// Measured over the pool's runs: how long a run takes a worker that
-	// was already running (warm), and a run posted to an idle worker takes
-	// from posting to its result (cold), which adds waking that worker.
-	warm, cold time.Duration
+	costs map[string]*taskCost // per task
+	// wake is what waking an idle worker costs: the least time measured
+	// from posting a run to an idle worker to its result, drifting up
+	// slowly so that it follows a machine that got slower.
+	wake time.Duration
+}
+
+// taskCost is what the runs of one task have been measured to take a worker
+// that was already running: a running average, and the least, which a
+// worker waiting for a CPU does not inflate.
+type taskCost struct {
+	warm, least time.Duration
+}
+
+// cost returns the measurements of task.
+func (pl *placement) cost(task string) *taskCost {
+	c := pl.costs[task]
+	if c == nil {
+		if pl.costs == nil {
+			pl.costs = map[string]*taskCost{}
+		}
+		c = &taskCost{}
+		pl.costs[task] = c
+	}
+	return c
 }
 
 // pushIdle records that m may take work now that it holds none.
@@ -73,35 +94,57 @@ func (pl *placement) popRoom(limit func(*member) int) *member {
 	return nil
 }
 
-// feedRunning reports whether a batch should go to a worker that is running
-// rather than wake an idle one: when waking a worker has been measured to
-// cost more than the run itself, and the running workers already keep every
-// CPU busy. Then more workers only add context switches.
-func (pl *placement) feedRunning() bool {
-	return pl.warm > 0 && pl.cold > 2*pl.warm && pl.busy >= cpus()
+// feedRunning reports whether a run of a task that costs c should go to a
+// worker that is running rather than wake an idle one: when waking a worker
+// costs more than twice the run itself, and the running workers already
+// keep every CPU busy. Then more workers only add context switches.
+func (pl *placement) feedRunning(c *taskCost) bool {
+	return c.least > 0 && pl.wake > 2*c.least && pl.busy >= cpus()
 }
 
-// observe folds a run's time into the warm or cold average.
-func (pl *placement) observe(took time.Duration, cold bool) {
-	avg := &pl.warm
+// observe folds the time a run of a task that costs c took into the
+// measurements: cold if it was posted to an idle worker.
+func (pl *placement) observe(c *taskCost, took time.Duration, cold bool) {
 	if cold {
-		avg = &pl.cold
+		least(&pl.wake, took)
+		return
 	}
-	if *avg == 0 {
-		*avg = took
+	least(&c.least, took)
+	if c.warm == 0 {
+		c.warm = took
 	} else {
-		*avg += (took - *avg) / 8
+		c.warm += (took - c.warm) / 8
 	}
 }
 
-// pick returns the member that should take the next batch, or nil if none
-// should. share is the most batches one member should hold. Spread first: an
-// idle member, then a busy one with room; but while calls are measured to be
-// tiny and the CPUs busy, only running members, up to their prefetch.
-func (p *Pool) pick(share int) *member {
+// least lowers *d to took, or lets it drift up towards took: the least of
+// recent measurements, which forgets a machine that was faster.
+func least(d *time.Duration, took time.Duration) {
+	if *d == 0 || took < *d {
+		*d = took
+	} else {
+		*d += (took - *d) / 32
+	}
+}
+
+// prefetch is how many runs of a task that costs c a member may hold:
+// Config.Prefetch, or more when its runs are quick enough that a round trip
+// through the parent would leave the worker waiting.
+func (p *Pool) prefetch(c *taskCost) int {
+	if c.warm <= 0 {
+		return p.cfg.Prefetch
+	}
+	return max(p.cfg.Prefetch, min(maxPrefetch, int(queueTarget/c.warm)))
+}
+
+// pick returns the member that should take b, the next batch, or nil if
+// none should. share is the most batches one member should hold. Spread
+// first: an idle member, then a busy one with room; but while b's task is
+// measured to be tiny and the CPUs are busy, only running members.
+func (p *Pool) pick(b *batch, share int) *member {
 	pl := &p.place
-	limit := func(m *member) int { return min(p.prefetch(m), share) }
-	if pl.feedRunning() {
+	limit := func(*member) int { return min(p.prefetch(b.cost), share) }
+	if pl.feedRunning(b.cost) {
 		return pl.popRoom(limit)
 	}
 	if m := pl.popIdle(); m != nil {
@@ -110,9 +153,9 @@ func (p *Pool) pick(share int) *member {
 	return pl.popRoom(limit)
 }
 
-// holdChanged updates the index after m's held batches changed from
-// before batches to len(m.held).
-func (p *Pool) holdChanged(m *member, before int) {
+// holdChanged updates the index after m's held batches changed from before
+// batches to len(m.held). c is the cost of the task whose batch changed.
+func (p *Pool) holdChanged(m *member, before int, c *taskCost) {
 	pl := &p.place
 	switch after := len(m.held); {
 	case before == 0 && after > 0:
@@ -127,7 +170,7 @@ func (p *Pool) holdChanged(m *member, before int) {
 	// A running worker whose calls are tiny, while more workers than CPUs
 	// hold work, takes no more: it drains and goes idle, until only as
 	// many workers run as there are CPUs to run them.
-	if pl.feedRunning() && pl.busy > cpus() {
+	if c != nil && pl.feedRunning(c) && pl.busy > cpus() {
 		return
 	}
 	pl.pushRoom(m)

@@ -26,6 +26,7 @@ func (p *Pool) enqueue(bs ...*batch) error {
 		p.nextID++
 		b.id = p.nextID
 		b.state = queued
+		b.cost = p.place.cost(b.task)
 		p.queue.pushBack(b)
 	}
 	p.pending += len(bs)
@@ -71,8 +72,8 @@ func (p *Pool) refusal() error {
 func (p *Pool) dispatch() {
 	share := max(p.cfg.Prefetch, p.fairShare())
 	now := time.Now()
-	for p.queue.peek() != nil {
-		m := p.pick(share)
+	for b := p.queue.peek(); b != nil; b = p.queue.peek() {
+		m := p.pick(b, share)
 		if m == nil {
 			return
 		}
@@ -90,7 +91,7 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 		p.retire(m, "MaxTasksPerWorker", "tasks", m.assigned)
 	}
 	m.conn.post(b)
-	p.holdChanged(m, len(m.held)-1)
+	p.holdChanged(m, len(m.held)-1, b.cost)
 	if len(m.held) == 1 {
 		p.callStarted(m)
 	}
@@ -140,9 +141,9 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 	m.done += len(res.Items)
 	p.deaths = 0
 	if !res.More {
-		p.place.observe(m.observe(b), b.cold)
+		p.place.observe(b.cost, m.sinceFree(b), b.cold)
 		m.held = slices.Delete(m.held, 0, 1)
-		p.holdChanged(m, len(m.held)+1)
+		p.holdChanged(m, len(m.held)+1, b.cost)
 		if b.state != finished {
 			p.finish(b)
 		}
@@ -191,30 +192,15 @@ const (
 	queueTarget = 500 * time.Microsecond
 )
 
-// prefetch is how many runs m may hold: [Config.Prefetch], or more when its
-// runs are quick.
-func (p *Pool) prefetch(m *member) int {
-	if m.service <= 0 {
-		return p.cfg.Prefetch
-	}
-	return max(p.cfg.Prefetch, min(maxPrefetch, int(queueTarget/m.service)))
-}
-
-// observe updates m's running average of how long a run takes it: from
-// when it could start b (posted, or the previous run done) to b's result,
-// which it returns.
-func (m *member) observe(b *batch) time.Duration {
+// sinceFree is how long b took m: from when m could start it (when it was
+// posted, or m's previous run ended) to its result, now.
+func (m *member) sinceFree(b *batch) time.Duration {
 	now := time.Now()
 	took := now.Sub(b.sent)
 	if m.lastDone.After(b.sent) {
 		took = now.Sub(m.lastDone)
 	}
 	m.lastDone = now
-	if m.service == 0 {
-		m.service = took
-	} else {
-		m.service += (took - m.service) / 8
-	}
 	return took
 }
 
@@ -274,6 +260,6 @@ func (p *Pool) failHeld(m *member, err func() error) {
 func (p *Pool) takeHeld(m *member) []*batch {
 	held := m.held
 	m.held = nil
-	p.holdChanged(m, len(held))
+	p.holdChanged(m, len(held), nil)
 	return held
 }
