@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/procpool/procpool/internal/errcode"
 	"github.com/procpool/procpool/internal/wire"
 )
 
@@ -49,12 +50,31 @@ var (
 
 // RemoteError is a task's own failure: the error it returned, or a panic,
 // recovered in the worker. The worker lives on.
+//
+// The error itself stays in the worker; its text travels, and so does its
+// identity where it matters: if it matched one of the standard library's
+// common sentinels (context.Canceled, context.DeadlineExceeded,
+// os.ErrDeadlineExceeded, fs.ErrNotExist, fs.ErrExist, fs.ErrPermission,
+// io.EOF, io.ErrUnexpectedEOF) or an error given to [RegisterError], the
+// RemoteError matches it too, with errors.Is.
 type RemoteError struct {
-	Task    string // the task's registered name
-	Message string // the error's text, or the panic value
-	Panic   bool   // whether the task panicked
-	Stack   string // the goroutine stack at the panic
+	Task    string  // the task's registered name
+	Message string  // the error's text, or the panic value
+	Panic   bool    // whether the task panicked
+	Stack   string  // the goroutine stack at the panic
+	Errs    []error // the well-known errors the task's error matched
 }
+
+// Unwrap returns the well-known errors the task's error matched.
+func (e *RemoteError) Unwrap() []error { return e.Errs }
+
+// RegisterError adds errors that keep their identity across the pipe: a
+// task's error that matches one of them (errors.Is) in the worker makes the
+// caller's [RemoteError] match it too. Call it at package level (in a var
+// declaration or init), like [Register], so that the parent and its workers
+// know the same errors. They are told apart by their text: two with the same
+// text panic.
+func RegisterError(errs ...error) { errcode.Register(errs...) }
 
 func (e *RemoteError) Error() string {
 	if e.Panic {
@@ -149,7 +169,7 @@ func itemError(task string, it *wire.Item) error {
 	case wire.StatusOK:
 		return nil
 	case wire.StatusError:
-		return &RemoteError{Task: task, Message: it.Message}
+		return &RemoteError{Task: task, Message: it.Message, Errs: errcode.Errors(it.Codes)}
 	case wire.StatusPanic:
 		return &RemoteError{Task: task, Message: it.Message, Panic: true, Stack: it.Stack}
 	case wire.StatusDecodeArg:
