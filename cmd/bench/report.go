@@ -44,7 +44,7 @@ var footnotes = map[string]string{
 	wAlloc:    "Each process has a heap and a collector of its own; goroutines share the parent's. GC cycles are counted per heap, from each heap's first call to its last.",
 	wPayload:  "MB/s counts each payload byte once, though it travels out and back. errgroup passes the slice by reference: it is shown, and is no peer of a copy.",
 	wRecovery: "Python's Pool worker waits for tasks holding the task queue's lock: one killed while holding it hangs the Pool, and its terminate(), for good.",
-	wRSS:      "Resident memory from /proc, as Stats().Workers[i].RSS reports it; the floor is this same binary idle, with no pool.",
+	wRSS:      "Resident memory from /proc, as Stats().Workers[i].RSS reports it; the floor is this same binary idle, with no pool: its peak resident memory, as the kernel reports it when the child exits.",
 }
 
 var sections = []struct{ workload, title string }{

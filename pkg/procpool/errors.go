@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/procpool/procpool/internal/errcode"
+	"github.com/procpool/procpool/internal/stderrlog"
 	"github.com/procpool/procpool/internal/wire"
 )
 
@@ -115,27 +116,18 @@ func (e *WorkerExitError) Error() string {
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " (%s)", e.Reason)
 	}
-	if line := headline(e.Stderr); line != "" {
+	if line := e.Headline(); line != "" {
 		fmt.Fprintf(&b, ": %s", line)
 	}
 	return b.String()
 }
 
-// headline picks the line of a stderr tail that says most: the start of a
-// crash report, with the signal line that may follow it, or else the last
-// line.
-func headline(tail string) string {
-	lines := strings.Split(strings.TrimRight(tail, "\n"), "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") || strings.HasPrefix(l, "runtime/cgo: ") || strings.HasPrefix(l, "SIGQUIT: ") {
-			if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "[signal ") {
-				l += " " + lines[i+1]
-			}
-			return l
-		}
-	}
-	return lines[len(lines)-1]
-}
+// Headline returns the line of Stderr that says most about how the worker
+// died: the first line of its Go crash report that names the failure ("panic:
+// ...", "fatal error: ...", "SIGSEGV: segmentation violation", with the
+// "[signal ...]" line that may follow), or else the last line it printed
+// that is not part of a goroutine or register dump. Error ends with it.
+func (e *WorkerExitError) Headline() string { return stderrlog.Headline(e.Stderr) }
 
 // Stage names where a value failed to cross the pipe.
 type Stage string
