@@ -112,9 +112,12 @@ type Result struct {
 	Items []Item
 }
 
-// Cancel asks the worker to cancel the context of the Run with this ID.
+// Cancel asks the worker to cancel the Run with this ID: the context of the
+// call in progress, and, with Whole set, the calls not started too, which
+// then do not run.
 type Cancel struct {
-	ID uint64
+	ID    uint64
+	Whole bool
 }
 
 // Status says how one call ended.
@@ -269,11 +272,11 @@ func (m *Result) decode(d *Decoder) error {
 }
 
 func (m *Cancel) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(2), e.EncodeUint(uint64(KindCancel)), e.EncodeUint(m.ID))
+	return firstErr(e.EncodeArrayLen(3), e.EncodeUint(uint64(KindCancel)), e.EncodeUint(m.ID), e.EncodeBool(m.Whole))
 }
 
 func (m *Cancel) decode(d *Decoder) error {
-	return d.dec.Decode(&m.ID)
+	return firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.Whole))
 }
 
 // An OK item is its value alone, a byte string; any other is the array
@@ -440,7 +443,7 @@ func (d *Decoder) message() (Message, error) {
 }
 
 // fieldCount is the number of fields after the kind in each message.
-var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 8, KindReady: 1, KindRun: 4, KindResult: 3, KindCancel: 1}
+var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 8, KindReady: 1, KindRun: 4, KindResult: 3, KindCancel: 2}
 
 // arrayLen reads an array header. A nil array or one longer than the bytes
 // left (every element takes at least one) is an error, so a corrupt length

@@ -17,9 +17,10 @@ type conn interface {
 	// post gives the worker batch b to run after those it has. It is called
 	// under the pool's lock, so it must not block.
 	post(b *batch)
-	// cancel asks the worker to cancel the context of run id. It is called
-	// under the pool's lock.
-	cancel(id uint64)
+	// cancel asks the worker to cancel the context of run id's call in
+	// progress, and with whole its calls not started too. It is called under
+	// the pool's lock.
+	cancel(id uint64, whole bool)
 	// sendNow writes what was posted from the calling goroutine, unless
 	// another goroutine is writing: a Submit to an idle worker then costs
 	// no hand-off. It is called without the pool's lock.

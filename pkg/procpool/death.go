@@ -177,7 +177,7 @@ func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
 func (p *Pool) requeuePieces(b *batch, idx []int, tries int) {
 	for _, j := range slices.Backward(idx) {
 		p.nextID++
-		piece := &batch{id: p.nextID, task: b.task, args: b.args[j : j+1], out: b.out[j : j+1], tries: tries, state: queued, parent: b, cost: b.cost}
+		piece := &batch{id: p.nextID, task: b.task, args: b.args[j : j+1], out: b.out[j : j+1], tries: tries, state: queued, parent: b, cost: b.cost, deadline: b.deadline}
 		p.queue.pushFront(piece)
 		p.pending++
 	}

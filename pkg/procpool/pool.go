@@ -157,7 +157,7 @@ func (p *Pool) startWorker(slot int) (*member, error) {
 		slot:     slot,
 		group:    g,
 		worker:   p.workerSpec(slot),
-		setup:    wire.Setup{MaxFrame: p.cfg.MaxFrameSize, InitTask: init.task, InitArg: init.arg, Progress: p.cfg.TaskTimeout > 0},
+		setup:    wire.Setup{MaxFrame: p.cfg.MaxFrameSize, InitTask: init.task, InitArg: init.arg, Progress: p.cfg.TaskTimeout > 0, TaskTimeout: p.cfg.TaskTimeout},
 		initTask: init.task,
 		start:    p.cfg.StartTimeout,
 		maxFrame: p.cfg.MaxFrameSize,

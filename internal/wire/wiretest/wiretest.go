@@ -72,6 +72,7 @@ func Messages() []Golden {
 		{Name: "result-unknown-task", Msg: &wire.Result{ID: 13, Items: item(wire.StatusUnknownTask, `no task "resize2"`, "")}},
 		{Name: "result-too-large", Msg: &wire.Result{ID: 14, Items: item(wire.StatusTooLarge, "encoded result of 70000000 bytes is over the 67108800-byte frame limit", "")}},
 		{Name: "cancel", ToWorker: true, Msg: &wire.Cancel{ID: 7}},
+		{Name: "cancel-whole", ToWorker: true, Msg: &wire.Cancel{ID: 7, Whole: true}},
 	}
 }
 
