@@ -1,6 +1,9 @@
 package procpool
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // This file decides which worker takes the next batch, at a cost that does
 // not grow with the number of workers: idle workers wait on a stack, busy
@@ -184,11 +187,23 @@ func (p *Pool) join(m *member) {
 }
 
 // withdraw stops counting m as taking work: it is retiring, stopping or
-// gone. The lists drop it when they reach it.
+// gone. The lists drop it when they reach it, or, once it is gone, now: a
+// dead worker at the bottom of the idle stack must not stay there for ever.
 func (p *Pool) withdraw(m *member) {
+	pl := &p.place
 	if m.counted {
 		m.counted = false
-		p.place.ready--
+		pl.ready--
+	}
+	if m.gone {
+		if m.inIdle {
+			m.inIdle = false
+			pl.idle = slices.DeleteFunc(pl.idle, func(o *member) bool { return o == m })
+		}
+		if m.inRoom {
+			m.inRoom = false
+			pl.room = slices.DeleteFunc(pl.room, func(o *member) bool { return o == m }) // those before roomHead are nil
+		}
 	}
 }
 
