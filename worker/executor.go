@@ -27,6 +27,7 @@ type Executor struct {
 	budget   int           // the most bytes of outcomes in one Result
 	c        *codec.Codec
 	res      wire.Result
+	since    time.Time // when the calls of the part being built began
 
 	mu         sync.Mutex         // guards the fields below
 	queued     map[uint64]bool    // runs received and not started: true once cancelled
@@ -127,6 +128,7 @@ func (x *Executor) Execute(r *wire.Run, received time.Time, emit Emit) error {
 
 	res := &x.res
 	res.ID, res.More, res.Items = r.ID, false, res.Items[:0]
+	x.since = time.Now()
 	defer x.release()
 	size := 0
 	h := registry.Get(r.Task)
@@ -152,7 +154,14 @@ func (x *Executor) Execute(r *wire.Run, received time.Time, emit Emit) error {
 			size = 0
 		}
 	}
-	return emit(res, true)
+	return x.emit(res, emit, true)
+}
+
+// emit emits res, stamped with the time its calls took.
+func (x *Executor) emit(res *wire.Result, emit Emit, flush bool) error {
+	now := time.Now()
+	res.Took, x.since = now.Sub(x.since), now
+	return emit(res, flush)
 }
 
 // maxKeptItems bounds the items buffer an Executor keeps between runs.
@@ -193,7 +202,7 @@ func (x *Executor) call(runCtx context.Context, h registry.Handler, arg []byte) 
 // The arena is reset, so next, the item not yet in res, gets its own copy.
 func (x *Executor) emitPart(res *wire.Result, emit Emit, flush bool, next *wire.Item) error {
 	res.More = true
-	if err := emit(res, flush); err != nil {
+	if err := x.emit(res, emit, flush); err != nil {
 		return err
 	}
 	if next != nil {

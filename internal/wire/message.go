@@ -109,6 +109,7 @@ type Run struct {
 type Result struct {
 	ID    uint64
 	More  bool
+	Took  time.Duration // the worker's time on this part's calls, which the parent's scheduler learns from
 	Items []Item
 }
 
@@ -238,7 +239,7 @@ func (m *Run) decode(d *Decoder) error {
 }
 
 func (m *Result) encode(e *msgpack.Encoder) error {
-	if err := firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeArrayLen(len(m.Items))); err != nil {
+	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(m.Items))); err != nil {
 		return err
 	}
 	for i := range m.Items {
@@ -250,7 +251,7 @@ func (m *Result) encode(e *msgpack.Encoder) error {
 }
 
 func (m *Result) decode(d *Decoder) error {
-	if err := firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.More)); err != nil {
+	if err := firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.More), d.dec.Decode(&m.Took)); err != nil {
 		return err
 	}
 	n, err := d.arrayLen()
@@ -443,7 +444,7 @@ func (d *Decoder) message() (Message, error) {
 }
 
 // fieldCount is the number of fields after the kind in each message.
-var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 8, KindReady: 1, KindRun: 4, KindResult: 3, KindCancel: 2}
+var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 8, KindReady: 1, KindRun: 4, KindResult: 4, KindCancel: 2}
 
 // arrayLen reads an array header. A nil array or one longer than the bytes
 // left (every element takes at least one) is an error, so a corrupt length

@@ -22,15 +22,16 @@ type placement struct {
 	busy     int // members that hold work
 
 	costs map[string]*taskCost // per task
-	// wake is what waking an idle worker costs: the least time measured
-	// from posting a run to an idle worker to its result, drifting up
-	// slowly so that it follows a machine that got slower.
+	// wake is what giving a run to an idle worker costs beyond the run
+	// itself: the least measured time from posting it to its result, less
+	// the worker's own time on it; drifting up slowly, so that it follows
+	// a machine that got slower.
 	wake time.Duration
 }
 
-// taskCost is what the runs of one task have been measured to take a worker
-// that was already running: a running average, and the least, which a
-// worker waiting for a CPU does not inflate.
+// taskCost is what one call of a task has been measured to take in the
+// worker (which reports it with each result): a running average, and the
+// least, which a worker waiting for a CPU does not inflate.
 type taskCost struct {
 	warm, least time.Duration
 }
@@ -97,26 +98,31 @@ func (pl *placement) popRoom(limit func(*member) int) *member {
 	return nil
 }
 
-// feedRunning reports whether a run of a task that costs c should go to a
-// worker that is running rather than wake an idle one: when waking a worker
-// costs more than twice the run itself, and the running workers already
-// keep every CPU busy. Then more workers only add context switches.
-func (pl *placement) feedRunning(c *taskCost) bool {
-	return c.least > 0 && pl.wake > 2*c.least && pl.busy >= cpus()
+// feedRunning reports whether b should go to a worker that is running
+// rather than wake an idle one: when waking a worker costs more than twice
+// b's calls themselves, and the running workers already keep every CPU busy.
+// Then more workers only add context switches.
+func (pl *placement) feedRunning(b *batch) bool {
+	return b.cost.least > 0 && pl.wake > 2*b.cost.least*time.Duration(len(b.args)) && pl.busy >= cpus()
 }
 
-// observe folds the time a run of a task that costs c took into the
-// measurements: cold if it was posted to an idle worker.
-func (pl *placement) observe(c *taskCost, took time.Duration, cold bool) {
-	if cold {
-		least(&pl.wake, took)
+// learn folds what the worker reported for a part of b's calls, n calls
+// that took it took, into the task's costs; and, if b went to an idle
+// worker and this is its first part, the latency from posting it, less
+// took, into the cost of waking a worker.
+func (pl *placement) learn(b *batch, n int, took, latency time.Duration) {
+	if n == 0 || took < 0 {
 		return
 	}
-	least(&c.least, took)
+	c, per := b.cost, took/time.Duration(n)
+	least(&c.least, per)
 	if c.warm == 0 {
-		c.warm = took
+		c.warm = per
 	} else {
-		c.warm += (took - c.warm) / 8
+		c.warm += (per - c.warm) / 8
+	}
+	if b.cold && b.got == 0 {
+		least(&pl.wake, max(latency-took, 0))
 	}
 }
 
@@ -130,14 +136,14 @@ func least(d *time.Duration, took time.Duration) {
 	}
 }
 
-// prefetch is how many runs of a task that costs c a member may hold:
-// Config.Prefetch, or more when its runs are quick enough that a round trip
-// through the parent would leave the worker waiting.
-func (p *Pool) prefetch(c *taskCost) int {
-	if c.warm <= 0 {
+// prefetch is how many batches like b a member may hold: Config.Prefetch,
+// or more when they are quick enough that a round trip through the parent
+// would leave the worker waiting.
+func (p *Pool) prefetch(b *batch) int {
+	if b.cost.warm <= 0 {
 		return p.cfg.Prefetch
 	}
-	return max(p.cfg.Prefetch, min(maxPrefetch, int(queueTarget/c.warm)))
+	return max(p.cfg.Prefetch, min(maxPrefetch, int(queueTarget/(b.cost.warm*time.Duration(len(b.args))))))
 }
 
 // pick returns the member that should take b, the next batch, or nil if
@@ -146,8 +152,8 @@ func (p *Pool) prefetch(c *taskCost) int {
 // measured to be tiny and the CPUs are busy, only running members.
 func (p *Pool) pick(b *batch, share int) *member {
 	pl := &p.place
-	limit := func(*member) int { return min(p.prefetch(b.cost), share) }
-	if pl.feedRunning(b.cost) {
+	limit := func(*member) int { return min(p.prefetch(b), share) }
+	if pl.feedRunning(b) {
 		return pl.popRoom(limit)
 	}
 	if m := pl.popIdle(); m != nil {
@@ -157,8 +163,8 @@ func (p *Pool) pick(b *batch, share int) *member {
 }
 
 // holdChanged updates the index after m's held batches changed from before
-// batches to len(m.held). c is the cost of the task whose batch changed.
-func (p *Pool) holdChanged(m *member, before int, c *taskCost) {
+// batches to len(m.held), by b, or by nil if all went.
+func (p *Pool) holdChanged(m *member, before int, b *batch) {
 	pl := &p.place
 	switch after := len(m.held); {
 	case before == 0 && after > 0:
@@ -173,7 +179,7 @@ func (p *Pool) holdChanged(m *member, before int, c *taskCost) {
 	// A running worker whose calls are tiny, while more workers than CPUs
 	// hold work, takes no more: it drains and goes idle, until only as
 	// many workers run as there are CPUs to run them.
-	if c != nil && pl.feedRunning(c) && pl.busy > cpus() {
+	if b != nil && pl.feedRunning(b) && pl.busy > cpus() {
 		return
 	}
 	pl.pushRoom(m)

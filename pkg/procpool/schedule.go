@@ -91,7 +91,7 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 		p.retire(m, "MaxTasksPerWorker", "tasks", m.assigned)
 	}
 	m.conn.post(b)
-	p.holdChanged(m, len(m.held)-1, b.cost)
+	p.holdChanged(m, len(m.held)-1, b)
 	if len(m.held) == 1 {
 		p.callStarted(m)
 	}
@@ -137,13 +137,13 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 			p.counts.failed++
 		}
 	}
+	p.place.learn(b, len(res.Items), res.Took, time.Since(b.sent))
 	b.got += len(res.Items)
 	m.done += len(res.Items)
 	p.deaths = 0
 	if !res.More {
-		p.place.observe(b.cost, m.sinceFree(b), b.cold)
 		m.held = slices.Delete(m.held, 0, 1)
-		p.holdChanged(m, len(m.held)+1, b.cost)
+		p.holdChanged(m, len(m.held)+1, b)
 		if b.state != finished {
 			p.finish(b)
 		}
@@ -191,18 +191,6 @@ const (
 	// not to hoard work another worker could take.
 	queueTarget = 500 * time.Microsecond
 )
-
-// sinceFree is how long b took m: from when m could start it (when it was
-// posted, or m's previous run ended) to its result, now.
-func (m *member) sinceFree(b *batch) time.Duration {
-	now := time.Now()
-	took := now.Sub(b.sent)
-	if m.lastDone.After(b.sent) {
-		took = now.Sub(m.lastDone)
-	}
-	m.lastDone = now
-	return took
-}
 
 // finish takes b out of the pending count and completes it.
 func (p *Pool) finish(b *batch) {

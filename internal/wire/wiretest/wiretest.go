@@ -58,7 +58,7 @@ func Messages() []Golden {
 		{Name: "run", ToWorker: true, Msg: &wire.Run{ID: 7, Task: "sum", Args: [][]byte{pair, {0x90}}}},
 		// A run with a deadline 2.5 s away.
 		{Name: "run-within", ToWorker: true, Msg: &wire.Run{ID: 15, Task: "sum", Args: [][]byte{pair}, Within: 2500 * time.Millisecond}},
-		{Name: "result-ok", Msg: &wire.Result{ID: 7, Items: []wire.Item{{Status: wire.StatusOK, Value: three}, {Status: wire.StatusOK, Value: []byte{0x00}}}}},
+		{Name: "result-ok", Msg: &wire.Result{ID: 7, Took: 1234 * time.Microsecond, Items: []wire.Item{{Status: wire.StatusOK, Value: three}, {Status: wire.StatusOK, Value: []byte{0x00}}}}},
 		// A result split over frames: every part but the last has More set.
 		{Name: "result-more", Msg: &wire.Result{ID: 8, More: true, Items: []wire.Item{{Status: wire.StatusOK, Value: three}}}},
 		{Name: "result-error", Msg: &wire.Result{ID: 9, Items: item(wire.StatusError, "negative input", "")}},
