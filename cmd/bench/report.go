@@ -49,7 +49,7 @@ var footnotes = map[string]string{
 	wRSS:      "Resident memory from /proc, as Stats().Workers[i].RSS reports it; the floor is this same binary idle, with no pool.",
 	wScaleRoundTrip: "Sections 7a–7g: × at N divides a figure by the same implementation's at the fewest workers measured. One pool per worker count (OnCrash: Respawn) serves each run's " +
 		"round trips, Maps, sleeps and one SIGKILL; each run starts and closes a fresh pool for start-up and Close.",
-	wScaleSleep:   "The same number of sleeps per worker at every count, so the ideal, every worker always asleep, is the same time; fewer workers serving a run than the pool has is work left on the table.",
+	wScaleSleep:   "The same number of sleeps per worker at every count, so that the ideal, every worker always asleep, is the same time; a busiest worker far above an even spread is work piled on a few workers while the others idle.",
 	wScaleStartup: "procpool's New returns once every worker has completed its handshake; Pool() returns once it has forked them.",
 	wScaleRespawn: "The figures of the Python Pool are of a fresh Pool per run in a child process, whose hang (see 6b) is counted, not timed.",
 }

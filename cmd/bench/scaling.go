@@ -123,7 +123,7 @@ func newScalingSuite(ctx context.Context, sizes Sizes, counts []int, progress fu
 		r := proc(wScaleSleep, k)
 		r.Chunk, r.ChunkSize, r.N = "1", 1, n
 		args := slices.Repeat([]int{scaleSleepMs}, n)
-		fewest := k
+		busiest := 0
 		s.do(sec, func() error {
 			start := time.Now()
 			pids, err := Sleep.Map(ctx, pools[k], args, procpool.Chunksize(1))
@@ -132,8 +132,8 @@ func newScalingSuite(ctx context.Context, sizes Sizes, counts []int, progress fu
 				return err
 			}
 			r.Runs = append(r.Runs, millis(d))
-			fewest = min(fewest, distinct(pids))
-			r.Note = fmt.Sprintf("fewest workers serving a run: %d of %d", fewest, k)
+			busiest = max(busiest, mostCommon(pids))
+			r.Note = fmt.Sprintf("busiest worker: %d sleeps in a run (an even spread: %d)", busiest, sizes.SleepsPerWorker)
 			return nil
 		})
 	}
@@ -224,9 +224,14 @@ func startAndClose(ctx context.Context, k int) (up, closed time.Duration, err er
 	return up, time.Since(start), err
 }
 
-// distinct is the number of different values in v.
-func distinct(v []int) int {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return len(slices.Compact(s))
+// mostCommon is how many times the most common value of v occurs in it:
+// given the pids that served a Map, the calls of its busiest worker.
+func mostCommon(v []int) int {
+	n := map[int]int{}
+	most := 0
+	for _, x := range v {
+		n[x]++
+		most = max(most, n[x])
+	}
+	return most
 }
