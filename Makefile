@@ -15,7 +15,8 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
-# bench runs the benchmark program (cmd/bench, a few minutes): procpool's
+# bench runs the benchmark program (cmd/bench, about ten minutes with the
+# scaling section at 2 to 256 workers): procpool's
 # processes and goroutines against the raw pipe floor, errgroup, and Python's
 # Pool and ProcessPoolExecutor when python3 is installed. It prints the table
 # and target checks, and writes them, results.json and the charts to
