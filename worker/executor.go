@@ -24,6 +24,7 @@ import (
 type Executor struct {
 	progress bool          // one Result per call, as each ends
 	timeout  time.Duration // each call's deadline after it starts; 0: none
+	offset   time.Duration // this clock less the parent's
 	budget   int           // the most bytes of outcomes in one Result
 	c        *codec.Codec
 	res      wire.Result
@@ -46,9 +47,14 @@ func NewExecutor(setup *wire.Setup) *Executor {
 	if maxFrame <= 0 {
 		maxFrame = wire.DefaultMaxFrame
 	}
+	var offset time.Duration
+	if setup.Clock != 0 {
+		offset = time.Duration(time.Now().UnixNano() - setup.Clock)
+	}
 	return &Executor{
 		progress: setup.Progress,
 		timeout:  setup.TaskTimeout,
+		offset:   offset,
 		budget:   maxFrame - 64, // room for the Result envelope
 		c:        codec.New(),
 		queued:   map[uint64]bool{},
@@ -101,15 +107,17 @@ type Emit func(res *wire.Result, flush bool) error
 // Result is emitted before Execute returns, so the parent knows which run was
 // in progress if the worker dies: the first one it has no complete result for.
 //
-// The calls' context ends with the run's deadline (r.Within from received),
-// or when the run is cancelled; then the calls not started are not run, and
-// fail with the context's error.
-func (x *Executor) Execute(r *wire.Run, received time.Time, emit Emit) error {
+// The calls' context ends with the run's deadline (r.Deadline), or when the
+// run is cancelled; then the calls not started are not run, and fail with
+// the context's error.
+func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
-	if r.Within != 0 {
+	var deadline time.Time
+	if r.Deadline != 0 {
+		deadline = time.Unix(0, r.Deadline).Add(x.offset)
 		var cancel context.CancelFunc
-		runCtx, cancel = context.WithDeadline(runCtx, received.Add(r.Within))
+		runCtx, cancel = context.WithDeadline(runCtx, deadline)
 		defer cancel()
 	}
 	x.mu.Lock()
@@ -133,7 +141,7 @@ func (x *Executor) Execute(r *wire.Run, received time.Time, emit Emit) error {
 	size := 0
 	h := registry.Get(r.Task)
 	for i, arg := range r.Args {
-		it := x.call(runCtx, h, arg)
+		it := x.call(runCtx, deadline, h, arg)
 		n := itemSize(&it)
 		if n > x.budget {
 			it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), x.budget)}
@@ -179,17 +187,24 @@ func (x *Executor) release() {
 
 // call runs one call; in progress mode under a context of its own, so that
 // cancelling it spares the rest of the run. A call whose run's context has
-// ended is not run.
-func (x *Executor) call(runCtx context.Context, h registry.Handler, arg []byte) wire.Item {
-	if err := runCtx.Err(); err != nil {
-		return wire.Item{Status: wire.StatusError, Message: "not run: " + context.Cause(runCtx).Error(), Codes: errcode.Codes(err)}
+// ended, or whose run's deadline has passed (its timer may not have fired
+// yet), is not run.
+func (x *Executor) call(runCtx context.Context, deadline time.Time, h registry.Handler, arg []byte) wire.Item {
+	err := runCtx.Err()
+	if err == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
+		err = context.DeadlineExceeded
+	}
+	if err != nil {
+		return wire.Item{Status: wire.StatusError, Message: "not run: " + err.Error(), Codes: errcode.Codes(err)}
 	}
 	if !x.progress {
 		return h(runCtx, x.c, arg)
 	}
 	ctx, cancel := context.WithCancel(runCtx)
 	if x.timeout > 0 {
-		ctx, cancel = context.WithTimeout(runCtx, x.timeout)
+		// The deadline the task sees; the parent, which times the call,
+		// cancels it when it passes, and decides what follows.
+		ctx = withDeadline(ctx, time.Now().Add(x.timeout))
 	}
 	defer cancel()
 	x.mu.Lock()
@@ -197,6 +212,22 @@ func (x *Executor) call(runCtx context.Context, h registry.Handler, arg []byte) 
 	x.mu.Unlock()
 	return h(ctx, x.c, arg)
 }
+
+// deadlineCtx reports a deadline that it does not enforce itself.
+type deadlineCtx struct {
+	context.Context
+	d time.Time
+}
+
+// withDeadline returns ctx reporting deadline d, or its own if earlier.
+func withDeadline(ctx context.Context, d time.Time) context.Context {
+	if own, ok := ctx.Deadline(); ok && own.Before(d) {
+		return ctx
+	}
+	return deadlineCtx{ctx, d}
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) { return c.d, true }
 
 // emitPart emits the outcomes so far as a part (More set) and empties res.
 // The arena is reset, so next, the item not yet in res, gets its own copy.

@@ -17,7 +17,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -81,7 +80,7 @@ func Serve() {
 	_ = unix.Setpgid(0, 0)
 	s := &server{
 		stream: wire.NewStream(in, out, wire.DefaultMaxFrame),
-		runs:   make(chan received, 64),
+		runs:   make(chan *wire.Run, 64),
 	}
 	if err := s.serve(); err != nil {
 		fmt.Fprintf(os.Stderr, "procpool worker: %v\n", err)
@@ -128,14 +127,8 @@ func protectStreams() (in, out *os.File, err error) {
 // in order.
 type server struct {
 	stream *wire.Stream
-	runs   chan received // from the reader to the serve loop
+	runs   chan *wire.Run // from the reader to the serve loop
 	x      *Executor
-}
-
-// received is a Run and when it arrived, from which its deadline counts.
-type received struct {
-	run *wire.Run
-	at  time.Time
 }
 
 func (s *server) serve() error {
@@ -168,7 +161,7 @@ func (s *server) serve() error {
 		return nil
 	}
 	for r := range s.runs {
-		if err := s.x.Execute(r.run, r.at, emit); err != nil {
+		if err := s.x.Execute(r, emit); err != nil {
 			return err
 		}
 	}
@@ -229,7 +222,7 @@ func (s *server) readLoop() {
 		switch m := m.(type) {
 		case *wire.Run:
 			s.x.Queue(m.ID)
-			s.runs <- received{m, time.Now()}
+			s.runs <- m
 		case *wire.Cancel:
 			s.x.Cancel(m.ID, m.Whole)
 		default:

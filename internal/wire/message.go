@@ -75,6 +75,10 @@ type Setup struct {
 	// TaskTimeout bounds each call: its context's deadline is this long
 	// after it starts. 0 means no bound.
 	TaskTimeout time.Duration
+	// Clock is the parent's time when it sent Setup, in Unix nanoseconds:
+	// the worker reads the deadlines of runs against it, so that a worker
+	// whose clock differs keeps the same deadlines.
+	Clock int64
 }
 
 // VersionError is a Hello from a worker that speaks another protocol
@@ -94,14 +98,14 @@ type Ready struct {
 }
 
 // Run asks the worker to call Task once per argument, in order. The
-// arguments are msgpack values, encoded by the parent. Within, when not 0,
-// is how long the run had left before its deadline when the parent sent it:
-// relative, so that a worker whose clock differs keeps the same budget.
+// arguments are msgpack values, encoded by the parent. Deadline, when not 0,
+// is the run's deadline on the parent's clock, in Unix nanoseconds (see
+// Setup.Clock): no call of it starts after it.
 type Run struct {
-	ID     uint64
-	Task   string
-	Args   [][]byte
-	Within time.Duration
+	ID       uint64
+	Task     string
+	Args     [][]byte
+	Deadline int64
 }
 
 // Result carries the outcomes of a Run, in argument order. A result too big
@@ -170,8 +174,8 @@ func (m *Hello) decode(d *Decoder) error {
 }
 
 func (m *Setup) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(9), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg), e.EncodeBool(m.Progress),
-		e.EncodeInt(int64(m.GOMAXPROCS)), e.EncodeInt(int64(m.Share)), e.Encode(m.Env), e.EncodeInt(int64(m.TaskTimeout)))
+	return firstErr(e.EncodeArrayLen(10), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg), e.EncodeBool(m.Progress),
+		e.EncodeInt(int64(m.GOMAXPROCS)), e.EncodeInt(int64(m.Share)), e.Encode(m.Env), e.EncodeInt(int64(m.TaskTimeout)), e.EncodeInt(m.Clock))
 }
 
 func (m *Setup) decode(d *Decoder) error {
@@ -189,7 +193,7 @@ func (m *Setup) decode(d *Decoder) error {
 		m.Env, err = d.strs()
 	}
 	if err == nil {
-		err = d.dec.Decode(&m.TaskTimeout)
+		err = firstErr(d.dec.Decode(&m.TaskTimeout), d.dec.Decode(&m.Clock))
 	}
 	return err
 }
@@ -203,7 +207,7 @@ func (m *Ready) decode(d *Decoder) error {
 }
 
 func (m *Run) encode(e *msgpack.Encoder) error {
-	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(int64(m.Within)), e.EncodeArrayLen(len(m.Args))); err != nil {
+	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(len(m.Args))); err != nil {
 		return err
 	}
 	for _, a := range m.Args {
@@ -220,7 +224,7 @@ func (m *Run) decode(d *Decoder) error {
 		m.Task, err = d.str()
 	}
 	if err == nil {
-		err = d.dec.Decode(&m.Within)
+		err = d.dec.Decode(&m.Deadline)
 	}
 	if err != nil {
 		return err
@@ -444,7 +448,7 @@ func (d *Decoder) message() (Message, error) {
 }
 
 // fieldCount is the number of fields after the kind in each message.
-var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 8, KindReady: 1, KindRun: 4, KindResult: 4, KindCancel: 2}
+var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 9, KindReady: 1, KindRun: 4, KindResult: 4, KindCancel: 2}
 
 // arrayLen reads an array header. A nil array or one longer than the bytes
 // left (every element takes at least one) is an error, so a corrupt length

@@ -44,13 +44,12 @@ func newBatch(task string, args [][]byte, done func()) *batch {
 	return &batch{task: task, args: args, out: make([]outcome, len(args)), done: done}
 }
 
-// within is how long b has left before its deadline, at now: at least 1ns
-// once it has passed, 0 for none.
-func (b *batch) within(now time.Time) time.Duration {
+// deadlineNanos is b's deadline in Unix nanoseconds, or 0 for none.
+func (b *batch) deadlineNanos() int64 {
 	if b.deadline.IsZero() {
 		return 0
 	}
-	return max(b.deadline.Sub(now), 1)
+	return b.deadline.UnixNano()
 }
 
 // queue is a FIFO of batches. Finished batches (cancelled while queued) are

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/procpool/procpool/internal/wire"
 	"github.com/procpool/procpool/worker"
@@ -36,7 +35,7 @@ type goroutineConn struct {
 func newGoroutineConn(s connSpec) *goroutineConn {
 	return &goroutineConn{
 		spec:   s,
-		x:      worker.NewExecutor(&s.setup),
+		x:      worker.NewExecutor(&s.setup), // same clock: no Setup.Clock
 		wake:   make(chan struct{}, 1),
 		stopCh: make(chan struct{}),
 	}
@@ -100,8 +99,7 @@ func (c *goroutineConn) run() {
 				break
 			}
 			for _, b := range runs {
-				now := time.Now()
-				if c.x.Execute(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Within: b.within(now)}, now, c.deliver) != nil {
+				if c.x.Execute(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Deadline: b.deadlineNanos()}, c.deliver) != nil {
 					return // abandoned: the pool has moved on
 				}
 			}

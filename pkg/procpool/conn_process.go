@@ -162,7 +162,9 @@ func (c *processConn) handshake() error {
 	if ours := executable.BuildID(); hello.Build != ours {
 		c.log.Debug("the worker runs another build of this program, with the same tasks", "worker_build", hello.Build, "build", ours)
 	}
-	if err := c.stream.Send(&c.spec.setup); err != nil {
+	setup := c.spec.setup
+	setup.Clock = time.Now().UnixNano()
+	if err := c.stream.Send(&setup); err != nil {
 		return fmt.Errorf("send setup: %w", err)
 	}
 	if m, err = c.stream.Read(); err != nil {
@@ -285,10 +287,10 @@ func (c *processConn) sendAll() bool {
 			c.spare = runs
 			return true
 		}
-		err, now := error(nil), time.Now()
+		err := error(nil)
 		for _, b := range runs {
 			if err == nil {
-				err = c.stream.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Within: b.within(now)})
+				err = c.stream.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Deadline: b.deadlineNanos()})
 			}
 		}
 		for i := range cancels {

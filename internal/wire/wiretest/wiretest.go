@@ -50,14 +50,16 @@ func Messages() []Golden {
 		{Name: "hello", Msg: &wire.Hello{Version: wire.Version, PID: 4242,
 			Tasks: []string{"resize([]uint8) []uint8", "sum([]int) int"}, Build: "Wk1x2Bf3/go-build-id"}},
 		{Name: "setup", ToWorker: true, Msg: &wire.Setup{MaxFrame: wire.DefaultMaxFrame, InitTask: "load",
-			InitArg: []byte{0xa4, 'c', 'o', 'n', 'f'}, Progress: true, GOMAXPROCS: 2, Share: 4, Env: []string{"TZ=UTC", "EMPTY="}, TaskTimeout: 1500 * time.Millisecond}},
+			InitArg: []byte{0xa4, 'c', 'o', 'n', 'f'}, Progress: true, GOMAXPROCS: 2, Share: 4, Env: []string{"TZ=UTC", "EMPTY="}, TaskTimeout: 1500 * time.Millisecond,
+			Clock: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano()}},
 		// The defaults: no initializer, no settings; nil, not empty, slices.
 		{Name: "setup-defaults", ToWorker: true, Msg: &wire.Setup{MaxFrame: wire.DefaultMaxFrame}},
 		{Name: "ready", Msg: &wire.Ready{Init: wire.Item{Status: wire.StatusOK}}},
 		{Name: "ready-init-failed", Msg: &wire.Ready{Init: wire.Item{Status: wire.StatusError, Message: "open conf: no such file or directory"}}},
 		{Name: "run", ToWorker: true, Msg: &wire.Run{ID: 7, Task: "sum", Args: [][]byte{pair, {0x90}}}},
-		// A run with a deadline 2.5 s away.
-		{Name: "run-within", ToWorker: true, Msg: &wire.Run{ID: 15, Task: "sum", Args: [][]byte{pair}, Within: 2500 * time.Millisecond}},
+		// A run with a deadline.
+		{Name: "run-deadline", ToWorker: true, Msg: &wire.Run{ID: 15, Task: "sum", Args: [][]byte{pair},
+			Deadline: time.Date(2026, 12, 1, 0, 0, 2, 500_000_000, time.UTC).UnixNano()}},
 		{Name: "result-ok", Msg: &wire.Result{ID: 7, Took: 1234 * time.Microsecond, Items: []wire.Item{{Status: wire.StatusOK, Value: three}, {Status: wire.StatusOK, Value: []byte{0x00}}}}},
 		// A result split over frames: every part but the last has More set.
 		{Name: "result-more", Msg: &wire.Result{ID: 8, More: true, Items: []wire.Item{{Status: wire.StatusOK, Value: three}}}},
