@@ -143,7 +143,6 @@ type slurmLauncher struct {
 
 // slurmRun is what a Slurm launcher keeps for one pool it serves.
 type slurmRun struct {
-	ctx    context.Context
 	log    hclog.Logger
 	env    []string // the pool's environment, for Slurm's commands
 	srun   string   // srun's path
@@ -195,7 +194,7 @@ func (l *slurmLauncher) prepare(ctx context.Context, p *Pool) error {
 	if err != nil {
 		return fmt.Errorf("srun is not in PATH: install Slurm's client commands (Debian: slurm-client): %w", err)
 	}
-	r := &slurmRun{ctx: ctx, log: p.log.Named("slurm"), env: p.env, srun: srun, cpus: p.userGOMAXPROCS}
+	r := &slurmRun{log: p.log.Named("slurm"), env: p.env, srun: srun, cpus: p.userGOMAXPROCS}
 	if r.cpus <= 0 {
 		r.cpus = l.workerCPUs()
 	}
@@ -243,19 +242,21 @@ func (l *slurmLauncher) prepare(ctx context.Context, p *Pool) error {
 	return nil
 }
 
-// allocationNodes lists the nodes of the allocation this program runs in.
+// allocationNodes lists the nodes of the allocation this program runs in:
+// SLURM_JOB_NODELIST, as sbatch and salloc set it, or else what squeue says
+// of the job.
 func (r *slurmRun) allocationNodes(ctx context.Context) ([]string, error) {
 	list := lookupEnv(r.env, "SLURM_JOB_NODELIST")
 	if list == "" {
-		list = lookupEnv(r.env, "SLURM_NODELIST")
-	}
-	if list == "" {
-		return nil, fmt.Errorf("SLURM_JOB_ID is %s but SLURM_JOB_NODELIST is not set: cannot tell the allocation's nodes", r.alloc)
+		out, err := r.command(ctx, "squeue", "-h", "-j", r.alloc, "-o", "%N").Output()
+		if list = strings.TrimSpace(string(out)); err != nil || list == "" {
+			return nil, fmt.Errorf("SLURM_JOB_ID is %s, but SLURM_JOB_NODELIST is not set and squeue does not list the job's nodes (is it running?): %v%s", r.alloc, err, exitStderr(err))
+		}
 	}
 	out, err := r.command(ctx, "scontrol", "show", "hostnames", list).Output()
 	nodes := strings.Fields(string(out))
 	if err != nil || len(nodes) == 0 {
-		return nil, fmt.Errorf("scontrol show hostnames %s: %v%s", list, err, exitStderr(err))
+		return nil, fmt.Errorf("the nodes of allocation %s: scontrol show hostnames %s: %v%s", r.alloc, list, err, exitStderr(err))
 	}
 	return nodes, nil
 }
@@ -574,7 +575,8 @@ var (
 	// srun: error: node1: task 0: Killed
 	srunTaskEnd = regexp.MustCompile(`(?m)^srun: error: (\S+): task \d+: (.+)$`)
 	// slurmstepd-node1: error: *** STEP 12.0 ON node1 CANCELLED AT 2026-12-01T00:12:12 DUE TO TIME LIMIT ***
-	slurmCancelled = regexp.MustCompile(`\*\*\* (JOB|STEP) (\S+) ON (\S+) CANCELLED AT \S+( DUE TO [A-Z ]+?)?( \*\*\*|$)`)
+	slurmCancelled = regexp.MustCompile(`\*\*\* (JOB|STEP) (\S+) ON (\S+) CANCELLED AT \S+(.*?) ?\*\*\*`)
+	slurmDueTo     = regexp.MustCompile(`DUE TO ([A-Z][A-Z ]*[A-Z])`)
 	// srun: error: Node failure on node1
 	srunNodeFailure = regexp.MustCompile(`(?m)^srun: error: Node failure on (\S+)`)
 	// slurmstepd-node1: error: execve(): /path: No such file or directory
@@ -628,7 +630,11 @@ func (l *slurmLauncher) decodeExit(e *WorkerExitError, cause endCause) {
 		if last[1] == "STEP" {
 			what = "job step " + last[2]
 		}
-		switch due := strings.TrimSpace(strings.TrimPrefix(last[4], " DUE TO ")); due {
+		due := ""
+		if d := slurmDueTo.FindStringSubmatch(last[4]); d != nil {
+			due = d[1]
+		}
+		switch due {
 		case "":
 			reason = fmt.Sprintf("Slurm cancelled %s on %s (scancel)", what, last[3])
 		case "TIME LIMIT":

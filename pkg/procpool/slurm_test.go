@@ -5,6 +5,7 @@ package procpool_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -455,9 +456,17 @@ func startTimeLimit(c *slurmtest.Cluster) <-chan timeLimit {
 				return
 			}
 		}
-		if out, err := c.Command("scontrol", "update", "jobid="+r.job, "EndTime=now").CombinedOutput(); err != nil {
-			r.failed = fmt.Errorf("scontrol update: %v: %s", err, out)
-			return
+		// An end time must come after the start time, which is in whole
+		// seconds: in the second the job started, now is refused.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			out, err := c.Command("scontrol", "update", "jobid="+r.job, "EndTime=now").CombinedOutput()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				r.failed = fmt.Errorf("scontrol update: %v: %s", err, out)
+				return
+			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
@@ -499,9 +508,11 @@ func testSlurmAllocation(t *testing.T, c *slurmtest.Cluster) {
 	}
 	require.NotEmpty(t, nodelist)
 
+	// SLURM_JOB_ID alone: the launcher asks squeue for the nodes that
+	// SLURM_JOB_NODELIST would list under sbatch or salloc.
 	p, _ := newSlurmPool(t, c, procpool.Config{
 		Launcher: procpool.Slurm(4),
-		Env:      []string{"SLURM_JOB_ID=" + alloc, "SLURM_JOB_NODELIST=" + nodelist},
+		Env:      []string{"SLURM_JOB_ID=" + alloc},
 	})
 	nodes := slurmWorkers(t, p)
 	perNode := map[string]int{}
@@ -647,4 +658,27 @@ func testSlurmBadPartition(t *testing.T, c *slurmtest.Cluster) {
 	var exit *procpool.WorkerExitError
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, "slurm partition nosuchpartition", exit.Host)
+}
+
+// Workers as Slurm tasks. Run under sbatch or salloc, the workers are job
+// steps of the allocation, spread over its nodes; run elsewhere, each is a
+// job of its own in the partition named. (Not run: it needs a cluster.)
+func ExampleSlurm() {
+	p, err := procpool.New(procpool.Config{
+		Launcher: procpool.Slurm(32,
+			procpool.SlurmPartition("compute"),         // outside an allocation
+			procpool.SlurmTimeLimit(2*time.Hour),       // each worker's job, or step
+			procpool.SlurmCPUs(2),                      // --cpus-per-task, and GOMAXPROCS
+			procpool.SlurmShipBinary("/local/scratch"), // nodes without a shared filesystem
+		),
+		OnCrash:      procpool.Respawn,
+		Retries:      2,
+		StartTimeout: 10 * time.Minute, // time in the queue counts
+	})
+	if err != nil {
+		log.Fatal(err) // quotes srun, such as "Invalid partition name specified"
+	}
+	defer p.Close()
+	out, err := Cube.Map(context.Background(), p, []int{1, 2, 3})
+	fmt.Println(out, err)
 }
