@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -155,6 +156,7 @@ type slurmRun struct {
 
 	guard   *exec.Cmd // cancels what is left if this program dies
 	guardIn *os.File
+	killed  atomic.Bool // the pool killed a worker's srun
 }
 
 // slurmWorker is a worker's job step and node, as its prolog reported them.
@@ -277,9 +279,10 @@ func exitStderr(err error) string {
 }
 
 // slurmGuard waits on its stdin. "closed" means the pool closed and left
-// nothing behind; the end of its stdin without it means this program died,
-// and it cancels the jobs, or the allocation's steps, whose name has the
-// pool's prefix ($1). Either way it removes the pool's private folder ($3).
+// nothing behind. "sweep" (the pool killed a worker, whose job may have
+// been on its way) or the end of its stdin (this program died) make it
+// cancel the jobs, or the allocation's steps, whose name has the pool's
+// prefix ($1). Either way it removes the pool's private folder ($3).
 const slurmGuard = `prefix=$1 alloc=$2 dir=$3
 read -r line
 if [ "$line" != closed ]; then
@@ -311,8 +314,9 @@ func (r *slurmRun) startGuard() error {
 	return nil
 }
 
-// finish ends a pool's run once it has no workers: the guard exits without
-// cancelling anything, and removes the run's folder.
+// finish ends a pool's run once it has no workers: the guard exits, after
+// cancelling what may be left if the pool killed a worker, and removes the
+// run's folder.
 func (l *slurmLauncher) finish(ctx context.Context) {
 	l.mu.Lock()
 	r := l.runs[ctx]
@@ -326,7 +330,11 @@ func (l *slurmLauncher) finish(ctx context.Context) {
 	if r == nil {
 		return
 	}
-	r.guardIn.WriteString("closed\n")
+	if r.killed.Load() {
+		r.guardIn.WriteString("sweep\n")
+	} else {
+		r.guardIn.WriteString("closed\n")
+	}
 	r.guardIn.Close()
 	if err := r.guard.Wait(); err != nil {
 		r.log.Warn("the Slurm guard failed", "error", err)
@@ -522,6 +530,9 @@ func (l *slurmLauncher) workerEnded(pid int, e *WorkerExitError, cause endCause)
 	}
 	if e.Signal == "" {
 		return // srun ended by itself, and its step with it
+	}
+	for _, r := range runs {
+		r.killed.Store(true)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -75,6 +75,7 @@ func TestSlurm(t *testing.T) {
 		{"ShipBinary", testSlurmShipBinary},
 		{"ProgramMissing", testSlurmProgramMissing},
 		{"BadPartition", testSlurmBadPartition},
+		{"PendingJobKilled", testSlurmPendingJobKilled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -658,6 +659,27 @@ func testSlurmBadPartition(t *testing.T, c *slurmtest.Cluster) {
 	var exit *procpool.WorkerExitError
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, "slurm partition nosuchpartition", exit.Host)
+}
+
+// A user checks: a worker whose job waits in the queue past StartTimeout
+// fails New, and its pending job does not stay in the queue: srun, killed,
+// cannot withdraw it, and its prolog never reported it.
+func testSlurmPendingJobKilled(t *testing.T, c *slurmtest.Cluster) {
+	comment := fmt.Sprintf("procpool-test-pending-%d", time.Now().UnixNano())
+	p, err := procpool.New(procpool.Config{
+		Launcher:     procpool.Slurm(1, procpool.SlurmArgs("--begin=now+3600", "--comment="+comment)),
+		Env:          c.Env(),
+		Logger:       nullLogger(),
+		StartTimeout: 3 * time.Second,
+	})
+	require.Nil(t, p)
+	t.Log(err)
+	require.ErrorIs(t, err, procpool.ErrStartup)
+	assert.Contains(t, err.Error(), "no handshake within 3s")
+	assert.Eventually(t, func() bool {
+		out, err := c.Command("squeue", "-h", "-o", "%i %k").Output()
+		return err == nil && !strings.Contains(string(out), comment)
+	}, 5*time.Second, 20*time.Millisecond, "the pending job of the killed srun is left in the queue")
 }
 
 // Workers as Slurm tasks. Run under sbatch or salloc, the workers are job
