@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/errcode"
 	"github.com/procpool/procpool/internal/registry"
 	"github.com/procpool/procpool/internal/wire"
 )
@@ -20,23 +22,33 @@ import (
 // Execute must not be called concurrently; Queue and Cancel may be called
 // from any goroutine.
 type Executor struct {
-	progress bool // one Result per call, as each ends
-	budget   int  // the most bytes of outcomes in one Result
+	progress bool          // one Result per call, as each ends
+	timeout  time.Duration // each call's deadline after it starts; 0: none
+	budget   int           // the most bytes of outcomes in one Result
 	c        *codec.Codec
 	res      wire.Result
+	since    time.Time // when the calls of the part being built began
 
-	mu        sync.Mutex         // guards the fields below
-	queued    map[uint64]bool    // runs received and not started: true once cancelled
-	currentID uint64             // the run in progress
-	cancel    context.CancelFunc // cancels the call in progress (progress mode) or the run
+	mu         sync.Mutex         // guards the fields below
+	queued     map[uint64]bool    // runs received and not started: true once cancelled
+	currentID  uint64             // the run in progress
+	cancelRun  context.CancelFunc // cancels the run in progress, and its call
+	cancelCall context.CancelFunc // cancels the call in progress alone (progress mode)
 }
 
-// NewExecutor returns an Executor whose Results fit in frames of maxFrame
-// bytes. With progress set, each call's outcome is emitted as soon as it
-// ends, which is what lets the pool time calls one by one.
-func NewExecutor(maxFrame int, progress bool) *Executor {
+// NewExecutor returns an Executor that runs calls as setup says: Results
+// that fit in frames of setup.MaxFrame bytes; with setup.Progress, each
+// call's outcome emitted as soon as it ends, which is what lets the pool time
+// calls one by one; with setup.TaskTimeout, each call's context ends that
+// long after the call starts.
+func NewExecutor(setup *wire.Setup) *Executor {
+	maxFrame := setup.MaxFrame
+	if maxFrame <= 0 {
+		maxFrame = wire.DefaultMaxFrame
+	}
 	return &Executor{
-		progress: progress,
+		progress: setup.Progress,
+		timeout:  setup.TaskTimeout,
 		budget:   maxFrame - 64, // room for the Result envelope
 		c:        codec.New(),
 		queued:   map[uint64]bool{},
@@ -60,15 +72,19 @@ func (x *Executor) Queue(id uint64) {
 	x.mu.Unlock()
 }
 
-// Cancel cancels run id: the context of the call in progress if the run is
-// running, or the whole run when it starts. A run that is neither is done
-// already and the Cancel is dropped.
-func (x *Executor) Cancel(id uint64) {
+// Cancel cancels run id: if it is running, the context of its call in
+// progress, and with whole its calls not started too, which then do not run;
+// if it has not started, the whole run. A run that is neither is done already
+// and the Cancel is dropped.
+func (x *Executor) Cancel(id uint64, whole bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if id == x.currentID && x.cancel != nil {
-		x.cancel()
-	} else if _, ok := x.queued[id]; ok {
+	switch _, queued := x.queued[id]; {
+	case id == x.currentID && (whole || x.cancelCall == nil):
+		x.cancelRun()
+	case id == x.currentID:
+		x.cancelCall()
+	case queued:
 		x.queued[id] = true
 	}
 }
@@ -84,25 +100,35 @@ type Emit func(res *wire.Result, flush bool) error
 // Results that fit in a frame, or one per call in progress mode. The last
 // Result is emitted before Execute returns, so the parent knows which run was
 // in progress if the worker dies: the first one it has no complete result for.
-func (x *Executor) Execute(r *wire.Run, emit Emit) error {
+//
+// The calls' context ends with the run's deadline (r.Within from received),
+// or when the run is cancelled; then the calls not started are not run, and
+// fail with the context's error.
+func (x *Executor) Execute(r *wire.Run, received time.Time, emit Emit) error {
 	runCtx, cancelRun := context.WithCancel(context.Background())
 	defer cancelRun()
+	if r.Within != 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithDeadline(runCtx, received.Add(r.Within))
+		defer cancel()
+	}
 	x.mu.Lock()
 	if x.queued[r.ID] {
 		cancelRun()
 	}
 	delete(x.queued, r.ID)
-	x.currentID, x.cancel = r.ID, cancelRun
+	x.currentID, x.cancelRun = r.ID, cancelRun
 	x.mu.Unlock()
 	defer func() {
 		x.mu.Lock()
-		x.currentID, x.cancel = 0, nil
+		x.currentID, x.cancelRun, x.cancelCall = 0, nil, nil
 		x.mu.Unlock()
 	}()
 	defer x.c.Reset()
 
 	res := &x.res
 	res.ID, res.More, res.Items = r.ID, false, res.Items[:0]
+	x.since = time.Now()
 	defer x.release()
 	size := 0
 	h := registry.Get(r.Task)
@@ -128,7 +154,14 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 			size = 0
 		}
 	}
-	return emit(res, true)
+	return x.emit(res, emit, true)
+}
+
+// emit emits res, stamped with the time its calls took.
+func (x *Executor) emit(res *wire.Result, emit Emit, flush bool) error {
+	now := time.Now()
+	res.Took, x.since = now.Sub(x.since), now
+	return emit(res, flush)
 }
 
 // maxKeptItems bounds the items buffer an Executor keeps between runs.
@@ -145,15 +178,22 @@ func (x *Executor) release() {
 }
 
 // call runs one call; in progress mode under a context of its own, so that
-// cancelling it spares the rest of the run.
+// cancelling it spares the rest of the run. A call whose run's context has
+// ended is not run.
 func (x *Executor) call(runCtx context.Context, h registry.Handler, arg []byte) wire.Item {
+	if err := runCtx.Err(); err != nil {
+		return wire.Item{Status: wire.StatusError, Message: "not run: " + context.Cause(runCtx).Error(), Codes: errcode.Codes(err)}
+	}
 	if !x.progress {
 		return h(runCtx, x.c, arg)
 	}
 	ctx, cancel := context.WithCancel(runCtx)
+	if x.timeout > 0 {
+		ctx, cancel = context.WithTimeout(runCtx, x.timeout)
+	}
 	defer cancel()
 	x.mu.Lock()
-	x.cancel = cancel
+	x.cancelCall = cancel
 	x.mu.Unlock()
 	return h(ctx, x.c, arg)
 }
@@ -162,7 +202,7 @@ func (x *Executor) call(runCtx context.Context, h registry.Handler, arg []byte) 
 // The arena is reset, so next, the item not yet in res, gets its own copy.
 func (x *Executor) emitPart(res *wire.Result, emit Emit, flush bool, next *wire.Item) error {
 	res.More = true
-	if err := emit(res, flush); err != nil {
+	if err := x.emit(res, emit, flush); err != nil {
 		return err
 	}
 	if next != nil {

@@ -17,6 +17,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -80,7 +81,7 @@ func Serve() {
 	_ = unix.Setpgid(0, 0)
 	s := &server{
 		stream: wire.NewStream(in, out, wire.DefaultMaxFrame),
-		runs:   make(chan *wire.Run, 64),
+		runs:   make(chan received, 64),
 	}
 	if err := s.serve(); err != nil {
 		fmt.Fprintf(os.Stderr, "procpool worker: %v\n", err)
@@ -127,8 +128,14 @@ func protectStreams() (in, out *os.File, err error) {
 // in order.
 type server struct {
 	stream *wire.Stream
-	runs   chan *wire.Run // from the reader to the serve loop
+	runs   chan received // from the reader to the serve loop
 	x      *Executor
+}
+
+// received is a Run and when it arrived, from which its deadline counts.
+type received struct {
+	run *wire.Run
+	at  time.Time
 }
 
 func (s *server) serve() error {
@@ -137,7 +144,7 @@ func (s *server) serve() error {
 		return err
 	}
 	applySettings(setup)
-	s.x = NewExecutor(setup.MaxFrame, setup.Progress)
+	s.x = NewExecutor(setup)
 	ready := &wire.Ready{}
 	if setup.InitTask != "" {
 		ready.Init = s.x.Init(setup.InitTask, setup.InitArg)
@@ -161,7 +168,7 @@ func (s *server) serve() error {
 		return nil
 	}
 	for r := range s.runs {
-		if err := s.x.Execute(r, emit); err != nil {
+		if err := s.x.Execute(r.run, r.at, emit); err != nil {
 			return err
 		}
 	}
@@ -222,9 +229,9 @@ func (s *server) readLoop() {
 		switch m := m.(type) {
 		case *wire.Run:
 			s.x.Queue(m.ID)
-			s.runs <- m
+			s.runs <- received{m, time.Now()}
 		case *wire.Cancel:
-			s.x.Cancel(m.ID)
+			s.x.Cancel(m.ID, m.Whole)
 		default:
 			fmt.Fprintf(os.Stderr, "procpool worker: unexpected %T message from parent\n", m)
 			exit(ExitProtocol)

@@ -10,9 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
-
-	"github.com/procpool/procpool/internal/procfs"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -143,7 +142,9 @@ func (c *child) pingPong(calls int) (time.Duration, error) {
 }
 
 // startOnce starts one echo child and times it from exec to its first
-// reply; it also returns the child's resident memory once idle.
+// reply; it also returns the child's resident memory, in bytes, idle after
+// that reply: its peak (see peakRSS), which for a child that does nothing
+// more is what it holds idle.
 func startOnce() (time.Duration, int64, error) {
 	start := time.Now()
 	c, err := startChild(roleEcho, 2)
@@ -152,11 +153,28 @@ func startOnce() (time.Duration, int64, error) {
 	}
 	err = c.ping(make([]byte, pingSize))
 	took := time.Since(start)
-	rss := procfs.ResidentMemory(c.cmd.Process.Pid)
 	if serr := c.stop(); err == nil {
 		err = serr
 	}
-	return took, rss, err
+	return took, peakRSS(c.cmd.ProcessState), err
+}
+
+// peakRSS returns the peak resident memory of a process that has ended, in
+// bytes, or -1 if unknown: the kernel's count, which wait reports in the
+// rusage, in kilobytes on Linux (bytes on macOS). It is the same count of
+// pages as the /proc figure the pool's Stats reports, taken at its highest.
+func peakRSS(ps *os.ProcessState) int64 {
+	if ps == nil {
+		return -1
+	}
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return -1
+	}
+	if runtime.GOOS == "darwin" || runtime.GOOS == "ios" {
+		return int64(ru.Maxrss)
+	}
+	return int64(ru.Maxrss) << 10
 }
 
 // stream sends blocks copies of block round robin through the stream

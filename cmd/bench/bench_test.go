@@ -48,7 +48,7 @@ func TestQuick(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
-	rep, err := run(ctx, Options{Runs: 1, Quick: true, Out: dir, Python: python}, &progress)
+	rep, err := run(ctx, Options{Runs: 1, Quick: true, Out: dir, Python: python, Scaling: quickScaling}, &progress)
 	require.NoError(t, err, "progress:\n%s", progress.String())
 
 	impls := []string{iProcesses, iGoroutines, iErrgroup}
@@ -56,12 +56,23 @@ func TestQuick(t *testing.T) {
 		impls = append(impls, iPool, iPPE)
 	}
 	// Figures no implementation has: the floor of a Map, bare goroutines'
-	// start-up, Python's compute workloads, and a few more.
+	// start-up, Python's compute workloads, and a few more. The scaling
+	// section is procpool's processes against Python's Pool, with an ideal
+	// for its sleeps only.
 	missing := map[string]map[string]bool{
-		iFloor:    {wMap: true},
-		iErrgroup: {wStartup: true, wRecovery: true, wRSS: true},
-		iPool:     {wCPU10: true, wCPU1: true, wAlloc: true},
-		iPPE:      {wCPU10: true, wCPU1: true, wAlloc: true, wPayload: true, wRSS: true},
+		iFloor:      {wMap: true},
+		iGoroutines: {},
+		iErrgroup:   {wStartup: true, wRecovery: true, wRSS: true},
+		iPool:       {wCPU10: true, wCPU1: true, wAlloc: true},
+		iPPE:        {wCPU10: true, wCPU1: true, wAlloc: true, wPayload: true, wRSS: true},
+	}
+	for _, s := range sections {
+		if isScaling(s.workload) {
+			for _, impl := range []string{iGoroutines, iErrgroup, iPPE} {
+				missing[impl][s.workload] = true
+			}
+			missing[iFloor][s.workload] = s.workload != wScaleSleep
+		}
 	}
 	for _, s := range sections {
 		for _, impl := range append([]string{iFloor}, impls...) {
@@ -87,7 +98,21 @@ func TestQuick(t *testing.T) {
 		}
 	}
 
-	require.Len(t, rep.Checks, 11)
+	for _, k := range quickScaling {
+		for _, wl := range []string{wScaleRoundTrip, wScaleMap, wScaleSleep, wScaleStartup, wScaleClose, wScaleTerminate, wScaleRespawn} {
+			chunk := map[string]string{wScaleMap: "1", wScaleSleep: "1"}[wl]
+			r := rep.find(wl, iProcesses, k, chunk)
+			if assert.NotNil(t, r, "%s, %d workers", wl, k) {
+				assert.Positive(t, r.VsFewest, "%s, %d workers", wl, k)
+			}
+		}
+		ideal := rep.find(wScaleSleep, iFloor, k, "")
+		if assert.NotNil(t, ideal, "ideal sleeps, %d workers", k) {
+			assert.Equal(t, float64(quickSizes.SleepsPerWorker*scaleSleepMs), ideal.Median)
+		}
+	}
+
+	require.Len(t, rep.Checks, 11+6)
 	for _, c := range rep.Checks {
 		assert.Contains(t, []string{"PASS", "MISS"}, c.Status, "%s: %s", c.Name, c.Detail)
 	}
@@ -100,7 +125,7 @@ func TestQuick(t *testing.T) {
 	assert.Contains(t, table.String(), "Targets")
 	assert.Contains(t, table.String(), rep.Machine.CPU)
 
-	for _, name := range []string{"throughput.svg", "throughput.png", "latency.svg", "latency.png", "table.txt"} {
+	for _, name := range []string{"throughput.svg", "throughput.png", "latency.svg", "latency.png", "scaling.svg", "scaling.png", "table.txt"} {
 		info, err := os.Stat(filepath.Join(dir, name))
 		if assert.NoError(t, err) {
 			assert.Positive(t, info.Size(), name)
@@ -111,6 +136,56 @@ func TestQuick(t *testing.T) {
 	var back Report
 	require.NoError(t, json.Unmarshal(b, &back))
 	assert.Len(t, back.Results, len(rep.Results))
+}
+
+// The scaling section runs alone with the other sections skipped: no
+// figure, check or chart of theirs, and no panic for their missing workers.
+func TestScalingAlone(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	rep, err := run(ctx, Options{Runs: 2, Quick: true, Out: dir, SkipMain: true, Scaling: []int{2, 3}}, &progress)
+	require.NoError(t, err, "progress:\n%s", progress.String())
+	for _, r := range rep.Results {
+		assert.True(t, isScaling(r.Workload), r.Workload)
+		if r.Impl != iFloor && r.Workload != wScaleTerminate {
+			assert.Len(t, r.Runs, 2, "%s %d", r.Workload, r.Workers)
+		}
+	}
+	term := rep.find(wScaleTerminate, iProcesses, 3, "")
+	require.NotNil(t, term)
+	assert.Len(t, term.Runs, 1, "Terminate is measured once per run set")
+	require.Len(t, rep.Checks, 6)
+	for _, c := range rep.Checks {
+		if strings.Contains(c.Name, "Pool") || strings.Contains(c.Name, "16 workers") {
+			assert.Equal(t, "SKIP", c.Status, c.Name) // no Python, no 16 workers
+		} else {
+			assert.Contains(t, []string{"PASS", "MISS"}, c.Status, "%s: %s", c.Name, c.Detail)
+		}
+	}
+	var table bytes.Buffer
+	rep.writeTable(&table)
+	assert.Contains(t, table.String(), "× at 2")
+	assert.NotContains(t, table.String(), sections[0].title)
+	_, err = os.Stat(filepath.Join(dir, "scaling.svg"))
+	assert.NoError(t, err)
+	_, err = os.Stat(filepath.Join(dir, "throughput.svg"))
+	assert.True(t, os.IsNotExist(err), "no throughput chart without section 2")
+}
+
+func TestParseCounts(t *testing.T) {
+	ks, err := parseCounts("256, 2,16,64,16")
+	require.NoError(t, err)
+	assert.Equal(t, []int{2, 16, 64, 256}, ks)
+	ks, err = parseCounts("")
+	require.NoError(t, err)
+	assert.Empty(t, ks)
+	_, err = parseCounts("2,x")
+	assert.Error(t, err)
+	_, err = parseCounts("0")
+	assert.Error(t, err)
+	assert.Equal(t, "2,16,64,256", countsString(defaultScaling))
 }
 
 // Without python3 the program says so and carries on.

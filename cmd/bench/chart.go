@@ -67,14 +67,14 @@ var palette = []color.Color{
 
 var glyphs = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.SquareGlyph{}, draw.TriangleGlyph{}, draw.RingGlyph{}, draw.PyramidGlyph{}, draw.CrossGlyph{}}
 
-// writeCharts draws the throughput and latency charts into dir, as SVG and
+// writeCharts draws the throughput, latency and scaling charts into dir, as SVG and
 // PNG, and returns the files written.
 func writeCharts(rep *Report, dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	var files []string
-	for name, c := range map[string]*chart{"throughput": throughputChart(rep), "latency": latencyChart(rep)} {
+	for name, c := range map[string]*chart{"throughput": throughputChart(rep), "latency": latencyChart(rep), "scaling": scalingChart(rep)} {
 		if c == nil {
 			continue
 		}
@@ -93,6 +93,9 @@ func writeCharts(rep *Report, dir string) ([]string, error) {
 // throughputChart is Map's items/s against the chunk size, at the widest
 // pool, one line per implementation.
 func throughputChart(rep *Report) *chart {
+	if len(rep.Workers) == 0 {
+		return nil
+	}
 	wide := slices.Max(rep.Workers)
 	c := &chart{
 		title:  fmt.Sprintf("Map of a trivial function: throughput against chunk size (%d workers, %s)", wide, rep.Machine.CPU),
@@ -155,6 +158,60 @@ func latencyChart(rep *Report) *chart {
 				continue
 			}
 			s.pts = append(s.pts, chartPoint{x: float64(i) + offset, y: r.Median, lo: r.Min, hi: r.Max, label: sig3(r.Median)})
+		}
+		if len(s.pts) > 0 {
+			c.series = append(c.series, s)
+		}
+	}
+	if len(c.series) == 0 {
+		return nil
+	}
+	return c
+}
+
+// scalingChart is the time per call against the number of workers, of the
+// round trip and of a Map at chunksize 1, for procpool's processes and
+// Python's Pool: a flat line is a pool whose cost does not grow with its
+// workers.
+func scalingChart(rep *Report) *chart {
+	if len(rep.Scaling) == 0 {
+		return nil
+	}
+	c := &chart{
+		title:  fmt.Sprintf("Scaling: time per trivial call against the number of workers (%d cores, %s)", rep.Machine.Cores, rep.Machine.CPU),
+		xLabel: "workers",
+		yLabel: "µs per call (log scale)",
+	}
+	for _, k := range rep.Scaling {
+		c.categories = append(c.categories, fmt.Sprint(k))
+	}
+	dashed := []vg.Length{vg.Points(4), vg.Points(3)}
+	for _, line := range []struct {
+		workload, impl, name string
+		color, glyph         int
+		dashes               []vg.Length
+	}{
+		{wScaleRoundTrip, iProcesses, "procpool round trip", 0, 0, nil},
+		{wScaleRoundTrip, iPool, "Python Pool.apply", 3, 3, nil},
+		{wScaleMap, iProcesses, "procpool Map, chunksize 1", 0, 1, dashed},
+		{wScaleMap, iPool, "Python Pool.map, chunksize 1", 3, 4, dashed},
+	} {
+		s := chartSeries{name: line.name, color: palette[line.color], glyph: glyphs[line.glyph], dashes: line.dashes}
+		chunk := ""
+		if line.workload == wScaleMap {
+			chunk = "1"
+		}
+		for i, k := range rep.Scaling {
+			r := rep.find(line.workload, line.impl, k, chunk)
+			if r == nil {
+				continue
+			}
+			p := chartPoint{x: float64(i), y: r.Median, lo: r.Min, hi: r.Max}
+			if r.Unit == "items/s" { // a rate: µs per item, its bar turned over
+				p.y, p.lo, p.hi = 1e6/r.Median, 1e6/r.Max, 1e6/r.Min
+			}
+			p.label = sig3(p.y)
+			s.pts = append(s.pts, p)
 		}
 		if len(s.pts) > 0 {
 			c.series = append(c.series, s)

@@ -9,7 +9,15 @@
 // is the median of -runs runs, with min and max, and its ratio to the floor
 // and to the best other implementation; the targets are checked at the end.
 //
+// A scaling section then runs the same kind of work at many more workers
+// than CPUs (-scaling, 2, 16, 64 and 256 by default), procpool's worker
+// processes and Python's multiprocessing.Pool: the round trip, a Map at
+// chunksize 1, a Map of 10 ms sleeps, start-up, Close, Terminate and the
+// replacement of a killed worker, each with its ratio to the fewest
+// workers. -main=false runs that section alone.
+//
 //	go run ./cmd/bench [-runs 5] [-quick] [-json] [-out bench-results] [-python python3]
+//	                   [-scaling 2,16,64,256] [-main=true]
 //
 // The program is its own worker, and its own floor child: main calls
 // procpool.Main first, then serveRole, each of which takes over a process
@@ -27,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,12 +52,27 @@ func main() {
 	flag.BoolVar(&o.JSON, "json", false, "print the report as JSON instead of the table")
 	flag.StringVar(&o.Out, "out", "bench-results", "folder for the charts (SVG, PNG), results.json and table.txt")
 	flag.StringVar(&o.Python, "python", "python3", `Python interpreter for the Python peers; "" skips them`)
+	scaling := flag.String("scaling", countsString(defaultScaling), `worker counts of the scaling section, a comma list; "" skips it (-quick: `+countsString(quickScaling)+`)`)
+	mainSections := flag.Bool("main", true, "run sections 1 to 6; -main=false runs only the scaling section")
 	flag.Parse()
 	if o.Quick && !isSet("runs") {
 		o.Runs = 1
 	}
 	if o.Runs < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs must be at least 1")
+		os.Exit(2)
+	}
+	if o.Quick && !isSet("scaling") {
+		*scaling = countsString(quickScaling)
+	}
+	var err error
+	if o.Scaling, err = parseCounts(*scaling); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -scaling:", err)
+		os.Exit(2)
+	}
+	o.SkipMain = !*mainSections
+	if o.SkipMain && len(o.Scaling) == 0 {
+		fmt.Fprintln(os.Stderr, "bench: -main=false and -scaling \"\": nothing to measure")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -84,6 +108,19 @@ type Options struct {
 	JSON   bool
 	Out    string // "" writes no files
 	Python string // "" skips the Python peers
+	// Scaling are the worker counts of the scaling section; none skips it.
+	Scaling []int
+	// SkipMain skips sections 1 to 6, to run the scaling section alone.
+	SkipMain bool
+}
+
+// countsString prints worker counts as -scaling takes them.
+func countsString(ks []int) string {
+	var fs []string
+	for _, k := range ks {
+		fs = append(fs, strconv.Itoa(k))
+	}
+	return strings.Join(fs, ",")
 }
 
 // workerCounts is 1, 2 and the number of CPUs, each once.
@@ -95,8 +132,9 @@ func workerCounts() []int {
 
 // run measures everything, in an order that keeps the figures apart:
 // calibration first on a small heap, then the floors, the serial
-// references, each worker count in turn, and Python last. It writes the
-// files into o.Out and returns the report; progress goes to progress.
+// references, each worker count in turn, the scaling section with pools of
+// its own, and Python last. It writes the files into o.Out and returns the
+// report; progress goes to progress.
 func run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	start, clock := time.Now(), readCPUClock()
 	sizes := fullSizes
@@ -104,7 +142,10 @@ func run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		sizes = quickSizes
 	}
 	step := elapsed(progress, start)
-	rep := &Report{Machine: detectMachine(), Quick: o.Quick, Runs: o.Runs, Workers: workerCounts()}
+	rep := &Report{Machine: detectMachine(), Quick: o.Quick, Runs: o.Runs, Scaling: o.Scaling}
+	if !o.SkipMain {
+		rep.Workers = workerCounts()
+	}
 	python, why := findPython(o.Python)
 	if why != "" {
 		rep.Notes = append(rep.Notes, why)
@@ -113,25 +154,42 @@ func run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		rep.Machine.Python = pythonVersion(python)
 	}
 
-	step("calibrating the tasks, starting the pools and the floor children")
-	s, err := newSuite(ctx, sizes, rep.Workers)
-	if err != nil {
-		return nil, err
+	if !o.SkipMain {
+		step("calibrating the tasks, starting the pools and the floor children")
+		s, err := newSuite(ctx, sizes, rep.Workers)
+		if err != nil {
+			return nil, err
+		}
+		rep.SpinRounds, rep.ChurnTrees = s.w.spin10, s.w.trees
+		err = s.run(o.Runs, step)
+		s.close()
+		if err != nil {
+			return nil, err
+		}
+		rep.Results = s.results
+		s.w = nil
+		runtime.GC()
 	}
-	rep.SpinRounds, rep.ChurnTrees = s.w.spin10, s.w.trees
-	err = s.run(o.Runs, step)
-	s.close()
-	if err != nil {
-		return nil, err
+
+	if len(o.Scaling) > 0 {
+		s, err := newScalingSuite(ctx, sizes, o.Scaling, step)
+		if err != nil {
+			return nil, err
+		}
+		err = s.run(o.Runs, step)
+		step("scaling: closing its pools")
+		s.close()
+		if err != nil {
+			return nil, err
+		}
+		rep.Results = append(rep.Results, s.results...)
+		runtime.GC()
 	}
-	rep.Results = s.results
-	s.w = nil
-	runtime.GC()
 
 	if python != "" {
 		step("Python peers (%s %s)", python, rep.Machine.Python)
-		pctx, cancel := context.WithTimeout(ctx, pythonTimeout(o.Quick))
-		rs, version, err := runPython(pctx, python, sizes, rep.Workers, o.Runs, prefixWriter(progress, "bench:          "))
+		pctx, cancel := context.WithTimeout(ctx, pythonTimeout(o.Quick, len(o.Scaling) > 0))
+		rs, version, err := runPython(pctx, python, sizes, rep.Workers, o.Scaling, o.Runs, prefixWriter(progress, "bench:          "))
 		cancel()
 		if err != nil {
 			// The Go figures stand on their own: say so and carry on.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,7 +17,19 @@ const (
 	wStartup   = "startup"
 	wRecovery  = "recovery"
 	wRSS       = "rss"
+
+	// The scaling section: the same work at many more workers than CPUs.
+	wScaleRoundTrip = "scale_roundtrip"
+	wScaleMap       = "scale_map"
+	wScaleSleep     = "scale_sleep"
+	wScaleStartup   = "scale_startup"
+	wScaleClose     = "scale_close"
+	wScaleTerminate = "scale_terminate"
+	wScaleRespawn   = "scale_respawn"
 )
+
+// isScaling says whether a workload belongs to the scaling section.
+func isScaling(workload string) bool { return strings.HasPrefix(workload, "scale_") }
 
 // Implementation names, as they appear in -json. A floor is what the
 // hardware and kernel allow with no library at all; serial is the one-core
@@ -62,6 +75,10 @@ type Result struct {
 	VsFloor    float64 `json:"vs_floor,omitempty"`
 	BestPeer   string  `json:"best_peer,omitempty"`
 	VsBestPeer float64 `json:"vs_best_peer,omitempty"`
+	// VsFewest is, in the scaling section, Median ÷ the median of the same
+	// implementation and workload at the fewest workers measured: how the
+	// figure grows (or, for a rate, holds) as workers are added.
+	VsFewest float64 `json:"vs_fewest,omitempty"`
 
 	secs []float64 // compute workloads: each run's wall time, in seconds
 	gcs  []float64 // and its GC cycles
@@ -112,6 +129,14 @@ var workloadUnits = map[string]struct {
 	wStartup:   {"ms", false},
 	wRecovery:  {"ms", false},
 	wRSS:       {"MiB", false},
+
+	wScaleRoundTrip: {"µs/call", false},
+	wScaleMap:       {"items/s", true},
+	wScaleSleep:     {"ms", false},
+	wScaleStartup:   {"ms", false},
+	wScaleClose:     {"ms", false},
+	wScaleTerminate: {"ms", false},
+	wScaleRespawn:   {"ms", false},
 }
 
 // newResult starts a Result with the unit of its workload.
@@ -147,10 +172,14 @@ func implLabel(impl, workload string) string {
 		return "serial (one goroutine)"
 	case iPool:
 		switch workload {
-		case wRoundTrip:
+		case wRoundTrip, wScaleRoundTrip:
 			return "Python Pool.apply"
-		case wMap, wPayload:
+		case wMap, wPayload, wScaleMap, wScaleSleep:
 			return "Python Pool.map"
+		case wScaleClose:
+			return "Python Pool close+join"
+		case wScaleTerminate:
+			return "Python Pool terminate+join"
 		}
 		return "Python Pool"
 	case iPPE:
@@ -173,6 +202,8 @@ func implLabel(impl, workload string) string {
 			return "idle raw child (floor)"
 		case wCPU10, wCPU1, wAlloc:
 			return "ideal: linear (floor)"
+		case wScaleSleep:
+			return "ideal: n × 10 ms ÷ workers (floor)"
 		}
 	}
 	return impl

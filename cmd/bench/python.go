@@ -31,6 +31,16 @@ type pythonConfig struct {
 	Chunks    []pythonChunk `json:"chunks"`
 	Blocks    int           `json:"blocks"`
 	BlockSize int           `json:"block_size"`
+	Scaling   pythonScaling `json:"scaling"`
+}
+
+// pythonScaling is the scaling section's part: no workers skips it.
+type pythonScaling struct {
+	Workers         []int `json:"workers"`
+	Calls           int   `json:"calls"`
+	MapItems        int   `json:"map_items"`
+	SleepsPerWorker int   `json:"sleeps_per_worker"`
+	SleepMs         int   `json:"sleep_ms"`
 }
 
 type pythonChunk struct {
@@ -81,7 +91,7 @@ func pythonVersion(path string) string {
 // The script and everything it forks run in a process group of their own,
 // killed as a whole if ctx ends: a hung multiprocessing.Pool leaves no
 // process behind. Its progress lines go to progress.
-func runPython(ctx context.Context, python string, s Sizes, workers []int, runs int, progress io.Writer) ([]*Result, string, error) {
+func runPython(ctx context.Context, python string, s Sizes, workers, scaling []int, runs int, progress io.Writer) ([]*Result, string, error) {
 	dir, err := os.MkdirTemp("", "procpool-bench-")
 	if err != nil {
 		return nil, "", err
@@ -91,7 +101,13 @@ func runPython(ctx context.Context, python string, s Sizes, workers []int, runs 
 	if err := os.WriteFile(script, poolBenchPy, 0o644); err != nil {
 		return nil, "", err
 	}
-	cfg := pythonConfig{Workers: workers, Runs: runs, Calls: s.PyRoundTrips, Blocks: s.Blocks, BlockSize: s.BlockSize}
+	cfg := pythonConfig{
+		Workers: append([]int{}, workers...), Runs: runs, Calls: s.PyRoundTrips, Blocks: s.Blocks, BlockSize: s.BlockSize,
+		Scaling: pythonScaling{
+			Workers: append([]int{}, scaling...), Calls: s.PyScaleRoundTrips, MapItems: s.PyScaleMapItems,
+			SleepsPerWorker: s.SleepsPerWorker, SleepMs: scaleSleepMs,
+		},
+	}
 	for _, c := range s.Chunks {
 		cfg.Chunks = append(cfg.Chunks, pythonChunk{Label: c.Label, ChunkSize: c.Size, PoolItems: c.PoolItems, PPEItems: c.PPEItems})
 	}
@@ -138,9 +154,13 @@ func runPython(ctx context.Context, python string, s Sizes, workers []int, runs 
 
 // pythonTimeout bounds the Python part: generous, so that only a hang
 // trips it.
-func pythonTimeout(quick bool) time.Duration {
+func pythonTimeout(quick, scaling bool) time.Duration {
+	d := 10 * time.Minute
 	if quick {
-		return 2 * time.Minute
+		d = 2 * time.Minute
 	}
-	return 10 * time.Minute
+	if scaling {
+		d += d / 2
+	}
+	return d
 }

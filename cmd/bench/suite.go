@@ -22,6 +22,9 @@ type suite struct {
 	w       *work
 	results []*Result
 	steps   []step
+	// final are steps run once, after the runs: the measurement of
+	// something a run cannot repeat, such as the end of a pool it shares.
+	final   []step
 	serial  map[string]*Result // per compute workload
 	closers []func()
 	// allocHeap is the parent's live heap before each run's serial
@@ -43,6 +46,11 @@ func (s *suite) add(r *Result) *Result {
 // do appends a step to every run.
 func (s *suite) do(section string, fn func() error) {
 	s.steps = append(s.steps, step{section, fn})
+}
+
+// once appends a step run once, after every run.
+func (s *suite) once(section string, fn func() error) {
+	s.final = append(s.final, step{section, fn})
 }
 
 // close ends every child and pool the suite started.
@@ -293,20 +301,29 @@ func cpus() int { return runtime.NumCPU() }
 // run executes runs passes over the steps, reporting each section as it
 // starts, then turns the compute workloads' seconds into speed-ups.
 func (s *suite) run(runs int, progress func(format string, args ...any)) error {
-	for run := range runs {
+	do := func(steps []step, prefix string) error {
 		last := ""
-		for _, st := range s.steps {
+		for _, st := range steps {
 			if err := s.ctx.Err(); err != nil {
 				return err
 			}
 			if st.section != last {
-				progress("run %d/%d: %s", run+1, runs, st.section)
+				progress("%s%s", prefix, st.section)
 				last = st.section
 			}
 			if err := st.fn(); err != nil {
 				return fmt.Errorf("%s: %w", st.section, err)
 			}
 		}
+		return nil
+	}
+	for run := range runs {
+		if err := do(s.steps, fmt.Sprintf("run %d/%d: ", run+1, runs)); err != nil {
+			return err
+		}
+	}
+	if err := do(s.final, "once: "); err != nil {
+		return err
 	}
 	s.finish()
 	return nil

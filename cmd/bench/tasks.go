@@ -47,6 +47,16 @@ var WhoAmI = procpool.Register("bench.whoami", func(_ context.Context, pauseMicr
 	return os.Getpid(), nil
 })
 
+// Sleep sleeps ms milliseconds and returns the worker's pid: the scaling
+// section's calls that keep a worker busy without using a CPU, so that
+// many more workers than CPUs can all be busy at once. It is a task of its
+// own, not WhoAmI: a pool measures what each task's calls cost, and the
+// recovery workload's 50 µs calls must not set the estimate of 10 ms ones.
+var Sleep = procpool.Register("bench.sleep", func(_ context.Context, ms int) (int, error) {
+	time.Sleep(time.Duration(ms) * time.Millisecond)
+	return os.Getpid(), nil
+})
+
 // sink keeps the results of the plain functions alive: a loop whose result
 // is dropped is compiled to a cheaper one, and the serial and errgroup
 // baselines would time less work than the tasks do.

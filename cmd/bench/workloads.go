@@ -28,6 +28,16 @@ type Sizes struct {
 	AllocTask    time.Duration // about how long one churn task takes
 	Blocks       int           // payload blocks per run
 	BlockSize    int
+
+	// The scaling section's sizes, per run and per worker count.
+	ScaleRoundTrips   int // sequential calls, Go
+	PyScaleRoundTrips int // and Python
+	ScaleMapItems     int // trivial calls mapped at chunksize 1, Go
+	PyScaleMapItems   int // and Python, whose Pool.map manages ~20,000 a second
+	// SleepsPerWorker is the number of 10 ms sleeps mapped per worker, so
+	// that the ideal time is the same at every worker count: 20 makes it
+	// 200 ms, and 5,120 sleeps at 256 workers.
+	SleepsPerWorker int
 }
 
 // ChunkCase is one chunk size of the tiny-task workload, with the items
@@ -55,6 +65,9 @@ var fullSizes = Sizes{
 	},
 	CPUTasks: 200, CPUShort: 400, AllocTasks: 200, AllocTask: 5 * time.Millisecond,
 	Blocks: 200, BlockSize: 1 << 20,
+	ScaleRoundTrips: 2000, PyScaleRoundTrips: 500,
+	ScaleMapItems: 50_000, PyScaleMapItems: 10_000,
+	SleepsPerWorker: 20,
 }
 
 var quickSizes = Sizes{
@@ -68,6 +81,9 @@ var quickSizes = Sizes{
 	},
 	CPUTasks: 20, CPUShort: 20, AllocTasks: 20, AllocTask: 2 * time.Millisecond,
 	Blocks: 16, BlockSize: 1 << 20,
+	ScaleRoundTrips: 100, PyScaleRoundTrips: 50,
+	ScaleMapItems: 2_000, PyScaleMapItems: 500,
+	SleepsPerWorker: 4,
 }
 
 // work is the calibrated size of the CPU-bound and allocation tasks, and

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,26 +138,39 @@ func TestGoroutinePromises(t *testing.T) {
 	}
 }
 
-// lastWords finds the headline of a Go crash report in a program's stderr,
-// however the writes cut it, and falls back to the last line.
+// lastWords keeps what the headline of a program's death needs from its
+// stderr, however the writes cut it: procpool's WorkerExitError finds the
+// first line of a Go crash report in it, or falls back to the last line.
 func TestLastWords(t *testing.T) {
-	for _, tc := range []struct{ stderr, want string }{
-		{"", ""},
-		{"hello\nbye\n\n", "bye"},
-		{"no newline at the end", "no newline at the end"},
-		{"log line\nfatal error: concurrent map writes\n\ngoroutine 7 [running]:\nmain.f()\n\t/x.go:1 +0x1\n", "fatal error: concurrent map writes"},
-		{"unexpected fault address 0xdead\nfatal error: fault\n[signal SIGSEGV: segmentation violation]\n\ngoroutine 1:\n", "fatal error: fault [signal SIGSEGV: segmentation violation]"},
-		{"panic: boom\r\n\ngoroutine 1 [running]:\npanic: not this one\n", "panic: boom"},
+	noise := strings.Repeat(strings.Repeat("n", 99)+"\n", 2000) // 200 KB: more than lastWords keeps
+	for _, tc := range []struct{ name, stderr, want string }{
+		{"nothing", "", ""},
+		{"last line", "hello\nbye\n\n", "bye"},
+		{"no final newline", "no newline at the end", "no newline at the end"},
+		{"fatal error", "log line\nfatal error: concurrent map writes\n\ngoroutine 7 [running]:\nmain.f()\n\t/x.go:1 +0x1\n", "fatal error: concurrent map writes"},
+		{"fault", "unexpected fault address 0xdead\nfatal error: fault\n[signal SIGSEGV: segmentation violation]\n\ngoroutine 1:\n", "fatal error: fault [signal SIGSEGV: segmentation violation]"},
+		{"crlf", "panic: boom\r\n\ngoroutine 1 [running]:\npanic: not this one\n", "panic: boom"},
+		{"signal in C", "SIGSEGV: segmentation violation\nPC=0x4b5460 m=0 sigcode=1 addr=0x0\nsignal arrived during cgo execution\n\nrax    0x4b5460\ngs     0x0\n", "SIGSEGV: segmentation violation"},
+		{"panic after much output", noise + "panic: boom\n\ngoroutine 1 [running]:\n", "panic: boom"},
+		{"panic before a long dump", "panic: boom\n\ngoroutine 1 [running]:\n" + noise, "panic: boom"},
+		{"last line after much output", noise + "bye\n", "bye"},
 	} {
-		for _, size := range []int{1, 3, 1 << 20} {
+		for _, size := range []int{1, 3, 4096, 1 << 20} {
+			if size < 4096 && len(tc.stderr) > 4096 {
+				continue
+			}
 			l := &lastWords{}
 			for b := []byte(tc.stderr); len(b) > 0; {
 				n := min(size, len(b))
 				l.Write(b[:n])
 				b = b[n:]
 			}
-			if got := l.headline(); got != tc.want {
-				t.Errorf("%q in writes of %d: headline %q, want %q", tc.stderr, size, got, tc.want)
+			if len(l.String()) > 2*lastWordsHalf+64 {
+				t.Errorf("%s in writes of %d: kept %d bytes", tc.name, size, len(l.String()))
+			}
+			e := procpool.WorkerExitError{PID: 7, ExitCode: 2, Stderr: l.String()}
+			if got := e.Headline(); got != tc.want {
+				t.Errorf("%s in writes of %d: headline %q, want %q", tc.name, size, got, tc.want)
 			}
 		}
 	}

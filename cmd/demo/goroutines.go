@@ -9,7 +9,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -27,6 +26,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/procpool/procpool/pkg/procpool"
 )
 
 // envCell, in the environment of a child of the demo, is the cellSpec of
@@ -54,8 +55,9 @@ type Program struct {
 	PID      int    `json:"pid"`
 	ExitCode int    `json:"exit_code"`        // -1 if a signal killed it
 	Signal   string `json:"signal,omitempty"` // the signal that killed it
-	// Stderr is the headline of its last words: the first line of the Go
-	// runtime's crash report, or else its last line on stderr.
+	// Stderr is the headline of its last words, as a pool's error gives a
+	// dead worker's (procpool.WorkerExitError.Headline): the first line of
+	// the Go runtime's crash report, or else its last line on stderr.
 	Stderr string `json:"stderr,omitempty"`
 	// After is the time from the first fault to the end of the program.
 	After time.Duration `json:"fault_to_death_ns"`
@@ -241,16 +243,14 @@ func runProgram(ctx context.Context, s Scenario, pol Policy, o Options, exp Expe
 			bad("the program reported cell %s/%s", r.Scenario, r.Policy)
 		}
 		if waitErr != nil {
-			bad("the program reported, then ended with %v: %s", waitErr, words.headline())
+			bad("the program reported, then ended with %v: %s", waitErr, death(cmd.ProcessState, words).Headline())
 		}
 		if pf := exp.PerFault; pf != nil && stray != len(w.Faults)*pf.Stdout {
 			bad("%d lines reached the program's stdout, want %d", stray, len(w.Faults)*pf.Stdout)
 		}
 	default:
-		r.Program = &Program{PID: cmd.Process.Pid, ExitCode: cmd.ProcessState.ExitCode(), Stderr: words.headline()}
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.Program.Signal = unix.SignalName(ws.Signal())
-		}
+		d := death(cmd.ProcessState, words)
+		r.Program = &Program{PID: d.PID, ExitCode: d.ExitCode, Signal: d.Signal, Stderr: d.Headline()}
 		r.Outcome = KindDied(r.Program.How())
 		if badReport != nil {
 			r.FirstError = "unreadable result: " + badReport.Error()
@@ -290,59 +290,55 @@ func (r *Result) checkDied(w Workload, s Scenario, delivered, struck bool) {
 	}
 }
 
-// lastWords keeps what a program's stderr says: the first line of a Go
-// crash report, with the signal line that may follow it, and the last
-// line. It copies everything to tee, if set.
-type lastWords struct {
-	tee      io.Writer
-	partial  []byte
-	crash    string
-	sigNext  bool
-	lastLine string
+// death describes how a cell's program died, as the pool describes a
+// worker's death: its headline is the line of its stderr that says most.
+func death(ps *os.ProcessState, stderr *lastWords) *procpool.WorkerExitError {
+	e := &procpool.WorkerExitError{PID: ps.Pid(), ExitCode: ps.ExitCode(), Stderr: stderr.String()}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Signal = unix.SignalName(ws.Signal())
+	}
+	return e
 }
+
+// lastWords keeps what a program writes to stderr, for the headline of its
+// death: all of it up to 128 KiB, else its first and its last 64 KiB, so
+// that a crash report's first line is kept whether the program wrote much
+// before it or dumped many goroutines after it. It copies everything to
+// tee, if set.
+type lastWords struct {
+	tee        io.Writer
+	head, tail []byte // tail grows to twice lastWordsHalf, then drops the older half
+	dropped    int    // bytes dropped from the front of tail
+}
+
+const lastWordsHalf = 64 << 10
 
 func (l *lastWords) Write(b []byte) (int, error) {
 	if l.tee != nil {
 		l.tee.Write(b)
 	}
-	l.partial = append(l.partial, b...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		l.line(string(l.partial[:i]))
-		l.partial = l.partial[i+1:]
+	n := len(b)
+	if room := lastWordsHalf - len(l.head); room > 0 {
+		k := min(room, len(b))
+		l.head, b = append(l.head, b[:k]...), b[k:]
 	}
-	if len(l.partial) > 4<<10 {
-		l.partial = l.partial[len(l.partial)-4<<10:]
+	l.tail = append(l.tail, b...)
+	if len(l.tail) > 2*lastWordsHalf {
+		over := len(l.tail) - lastWordsHalf
+		l.tail = append(l.tail[:0], l.tail[over:]...)
+		l.dropped += over
 	}
-	return len(b), nil
+	return n, nil
 }
 
-func (l *lastWords) line(s string) {
-	s = strings.TrimRight(s, "\r")
-	if l.sigNext && strings.HasPrefix(s, "[signal ") {
-		l.crash += " " + s
+// String returns what was kept, with a line in place of what was not.
+func (l *lastWords) String() string {
+	tail, dropped := l.tail, l.dropped
+	if over := len(tail) - lastWordsHalf; over > 0 {
+		tail, dropped = tail[over:], dropped+over
 	}
-	l.sigNext = false
-	if l.crash == "" && (strings.HasPrefix(s, "panic: ") || strings.HasPrefix(s, "fatal error: ")) {
-		l.crash, l.sigNext = s, true
+	if dropped == 0 {
+		return string(l.head) + string(tail)
 	}
-	if strings.TrimSpace(s) != "" {
-		l.lastLine = s
-	}
-}
-
-// headline is the first line of the crash report, if the program printed
-// one, else its last line.
-func (l *lastWords) headline() string {
-	if len(l.partial) > 0 {
-		l.line(string(l.partial))
-		l.partial = nil
-	}
-	if l.crash != "" {
-		return l.crash
-	}
-	return l.lastLine
+	return fmt.Sprintf("%s\n[%d bytes not kept]\n%s", l.head, dropped, tail)
 }

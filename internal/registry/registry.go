@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/errcode"
 	"github.com/procpool/procpool/internal/wire"
 )
 
@@ -101,7 +102,7 @@ func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 			return *panicked
 		}
 		if err != nil {
-			return wire.Item{Status: wire.StatusError, Message: err.Error()}
+			return wire.Item{Status: wire.StatusError, Message: err.Error(), Codes: errcode.Codes(err)}
 		}
 		v, err := c.Encode(out)
 		if err != nil {

@@ -1,6 +1,7 @@
 // Package stderrlog forwards a worker's stderr into an hclog logger, line by
 // line, and keeps what a crash report needs: the last lines, and the trace of
-// a Go panic or fatal error from its first line on.
+// a Go panic or fatal error from its first line on. It is the one place that
+// recognises Go's crash reports: IsCrashStart and Headline.
 package stderrlog
 
 import (
@@ -19,9 +20,6 @@ const (
 	maxLine  = 4 << 10  // longer lines are cut for the log and the tail
 	tailSize = 16 << 10 // bytes of recent output kept
 )
-
-// crashPrefixes start the report the Go runtime prints when a program dies.
-var crashPrefixes = []string{"panic: ", "fatal error: ", "runtime: ", "runtime/cgo: ", "SIGSEGV", "SIGBUS", "SIGABRT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGFPE", "unexpected fault address", "unexpected signal"}
 
 // Forwarder copies lines from a worker's stderr into a logger.
 type Forwarder struct {
@@ -65,7 +63,7 @@ func readLine(br *bufio.Reader) (string, error) {
 func (f *Forwarder) line(line string) {
 	f.mu.Lock()
 	inCrash := f.crash != nil
-	if !inCrash && isCrashStart(line) {
+	if !inCrash && IsCrashStart(line) {
 		f.crash, inCrash = []string{}, true
 	}
 	if inCrash && f.csize < tailSize {
@@ -87,15 +85,6 @@ func (f *Forwarder) line(line string) {
 		return
 	}
 	f.log.Info(line)
-}
-
-func isCrashStart(line string) bool {
-	for _, p := range crashPrefixes {
-		if strings.HasPrefix(line, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // Tail returns the crash report if the worker printed one, else its last lines.

@@ -18,7 +18,7 @@ import (
 
 // Version is the protocol version. Both sides must agree on it; it travels
 // in the worker's role marker and again in its Hello.
-const Version = 2
+const Version = 3
 
 // EnvRole is the environment variable that marks a process as a worker. Its
 // value is the protocol version the parent speaks.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -71,6 +72,9 @@ type Setup struct {
 	GOMAXPROCS int      // GOMAXPROCS to set; 0 means use Share
 	Share      int      // workers sharing the worker's machine, to divide its CPUs; 0 leaves GOMAXPROCS alone
 	Env        []string // KEY=VALUE pairs to set before the initializer
+	// TaskTimeout bounds each call: its context's deadline is this long
+	// after it starts. 0 means no bound.
+	TaskTimeout time.Duration
 }
 
 // VersionError is a Hello from a worker that speaks another protocol
@@ -90,11 +94,14 @@ type Ready struct {
 }
 
 // Run asks the worker to call Task once per argument, in order. The
-// arguments are msgpack values, encoded by the parent.
+// arguments are msgpack values, encoded by the parent. Within, when not 0,
+// is how long the run had left before its deadline when the parent sent it:
+// relative, so that a worker whose clock differs keeps the same budget.
 type Run struct {
-	ID   uint64
-	Task string
-	Args [][]byte
+	ID     uint64
+	Task   string
+	Args   [][]byte
+	Within time.Duration
 }
 
 // Result carries the outcomes of a Run, in argument order. A result too big
@@ -102,12 +109,16 @@ type Run struct {
 type Result struct {
 	ID    uint64
 	More  bool
+	Took  time.Duration // the worker's time on this part's calls, which the parent's scheduler learns from
 	Items []Item
 }
 
-// Cancel asks the worker to cancel the context of the Run with this ID.
+// Cancel asks the worker to cancel the Run with this ID: the context of the
+// call in progress, and, with Whole set, the calls not started too, which
+// then do not run.
 type Cancel struct {
-	ID uint64
+	ID    uint64
+	Whole bool
 }
 
 // Status says how one call ended.
@@ -127,9 +138,10 @@ const (
 // Item is the outcome of one call.
 type Item struct {
 	Status  Status
-	Value   []byte // for StatusOK
-	Message string // for every other status
-	Stack   string // for StatusPanic
+	Value   []byte   // for StatusOK
+	Message string   // for every other status
+	Stack   string   // for StatusPanic
+	Codes   []string // for StatusError: the well-known errors the task's error matches (see package errcode)
 }
 
 func (*Hello) kind() Kind  { return KindHello }
@@ -158,8 +170,8 @@ func (m *Hello) decode(d *Decoder) error {
 }
 
 func (m *Setup) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(8), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg), e.EncodeBool(m.Progress),
-		e.EncodeInt(int64(m.GOMAXPROCS)), e.EncodeInt(int64(m.Share)), e.Encode(m.Env))
+	return firstErr(e.EncodeArrayLen(9), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg), e.EncodeBool(m.Progress),
+		e.EncodeInt(int64(m.GOMAXPROCS)), e.EncodeInt(int64(m.Share)), e.Encode(m.Env), e.EncodeInt(int64(m.TaskTimeout)))
 }
 
 func (m *Setup) decode(d *Decoder) error {
@@ -176,6 +188,9 @@ func (m *Setup) decode(d *Decoder) error {
 	if err == nil {
 		m.Env, err = d.strs()
 	}
+	if err == nil {
+		err = d.dec.Decode(&m.TaskTimeout)
+	}
 	return err
 }
 
@@ -188,7 +203,7 @@ func (m *Ready) decode(d *Decoder) error {
 }
 
 func (m *Run) encode(e *msgpack.Encoder) error {
-	if err := firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeArrayLen(len(m.Args))); err != nil {
+	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(int64(m.Within)), e.EncodeArrayLen(len(m.Args))); err != nil {
 		return err
 	}
 	for _, a := range m.Args {
@@ -203,6 +218,9 @@ func (m *Run) decode(d *Decoder) error {
 	err := d.dec.Decode(&m.ID)
 	if err == nil {
 		m.Task, err = d.str()
+	}
+	if err == nil {
+		err = d.dec.Decode(&m.Within)
 	}
 	if err != nil {
 		return err
@@ -221,7 +239,7 @@ func (m *Run) decode(d *Decoder) error {
 }
 
 func (m *Result) encode(e *msgpack.Encoder) error {
-	if err := firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeArrayLen(len(m.Items))); err != nil {
+	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(m.Items))); err != nil {
 		return err
 	}
 	for i := range m.Items {
@@ -233,7 +251,7 @@ func (m *Result) encode(e *msgpack.Encoder) error {
 }
 
 func (m *Result) decode(d *Decoder) error {
-	if err := firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.More)); err != nil {
+	if err := firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.More), d.dec.Decode(&m.Took)); err != nil {
 		return err
 	}
 	n, err := d.arrayLen()
@@ -255,21 +273,21 @@ func (m *Result) decode(d *Decoder) error {
 }
 
 func (m *Cancel) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(2), e.EncodeUint(uint64(KindCancel)), e.EncodeUint(m.ID))
+	return firstErr(e.EncodeArrayLen(3), e.EncodeUint(uint64(KindCancel)), e.EncodeUint(m.ID), e.EncodeBool(m.Whole))
 }
 
 func (m *Cancel) decode(d *Decoder) error {
-	return d.dec.Decode(&m.ID)
+	return firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.Whole))
 }
 
 // An OK item is its value alone, a byte string; any other is the array
-// [status, message, stack]. Results are mostly OK, and this keeps them to a
-// byte-string header and the value.
+// [status, message, stack, codes]. Results are mostly OK, and this keeps
+// them to a byte-string header and the value.
 func (it *Item) encode(e *msgpack.Encoder) error {
 	if it.Status == StatusOK {
 		return e.EncodeBytes(it.Value)
 	}
-	return firstErr(e.EncodeArrayLen(3), e.EncodeUint(uint64(it.Status)), e.EncodeString(it.Message), e.EncodeString(it.Stack))
+	return firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(it.Status)), e.EncodeString(it.Message), e.EncodeString(it.Stack), e.Encode(it.Codes))
 }
 
 func (it *Item) decode(d *Decoder) error {
@@ -290,13 +308,16 @@ func (it *Item) decode(d *Decoder) error {
 	if err != nil {
 		return err
 	}
-	if it.Status = Status(status); it.Status == StatusOK || n != 3 {
+	if it.Status = Status(status); it.Status == StatusOK || n != 4 {
 		return fmt.Errorf("item with status %d has %d fields", it.Status, n)
 	}
 	if it.Message, err = d.str(); err != nil {
 		return err
 	}
-	it.Stack, err = d.str()
+	if it.Stack, err = d.str(); err != nil {
+		return err
+	}
+	it.Codes, err = d.strs()
 	return err
 }
 
@@ -423,7 +444,7 @@ func (d *Decoder) message() (Message, error) {
 }
 
 // fieldCount is the number of fields after the kind in each message.
-var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 7, KindReady: 1, KindRun: 3, KindResult: 3, KindCancel: 1}
+var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 8, KindReady: 1, KindRun: 4, KindResult: 4, KindCancel: 2}
 
 // arrayLen reads an array header. A nil array or one longer than the bytes
 // left (every element takes at least one) is an error, so a corrupt length

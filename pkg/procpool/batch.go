@@ -13,12 +13,15 @@ type batch struct {
 	state batchState
 	done  func() // called once, under the pool's lock, when every outcome is set
 
-	first  int       // index of its first call in the caller's input (Map)
-	holder *member   // the worker holding it, while running
-	sent   time.Time // when it was given to holder
-	tries  int       // times its calls were lost with a worker
-	parent *batch    // for a call split from a lost chunk: the chunk
-	left   int       // for a lost chunk: calls split from it not yet finished
+	first    int       // index of its first call in the caller's input (Map)
+	deadline time.Time // the deadline of the caller's context, or zero
+	holder   *member   // the worker holding it, while running
+	sent     time.Time // when it was given to holder
+	cold     bool      // holder was idle when given it: its time includes a wake-up
+	cost     *taskCost // what runs of its task have been measured to take
+	tries    int       // times its calls were lost with a worker
+	parent   *batch    // for a call split from a lost chunk: the chunk
+	left     int       // for a lost chunk: calls split from it not yet finished
 }
 
 type batchState int
@@ -41,6 +44,15 @@ func newBatch(task string, args [][]byte, done func()) *batch {
 	return &batch{task: task, args: args, out: make([]outcome, len(args)), done: done}
 }
 
+// within is how long b has left before its deadline, at now: at least 1ns
+// once it has passed, 0 for none.
+func (b *batch) within(now time.Time) time.Duration {
+	if b.deadline.IsZero() {
+		return 0
+	}
+	return max(b.deadline.Sub(now), 1)
+}
+
 // queue is a FIFO of batches. Finished batches (cancelled while queued) are
 // left in place and skipped when they reach the front.
 type queue struct {
@@ -59,6 +71,18 @@ func (q *queue) pushFront(b *batch) {
 		return
 	}
 	q.items = append([]*batch{b}, q.items...)
+}
+
+// peek returns the first queued batch without removing it, or nil.
+func (q *queue) peek() *batch {
+	for q.head < len(q.items) {
+		if b := q.items[q.head]; b.state == queued {
+			return b
+		}
+		q.items[q.head] = nil
+		q.head++
+	}
+	return nil
 }
 
 // popFront removes and returns the first queued batch, or nil.

@@ -4,10 +4,14 @@ package procpool_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -98,5 +102,79 @@ func BenchmarkMap(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/item")
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "items/s")
 		})
+	}
+}
+
+// BenchmarkPayload echoes byte payloads through 2 workers, 32 per Map at
+// chunksize 1: the bulk data path, both ways. MB/s counts the bytes sent.
+func BenchmarkPayload(b *testing.B) {
+	for _, size := range []int{64 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("size=%dKiB", size>>10), func(b *testing.B) {
+			p := benchPool(b, 2)
+			in := make([][]byte, 32)
+			for i := range in {
+				in[i] = make([]byte, size)
+			}
+			b.SetBytes(int64(len(in) * size))
+			for b.Loop() {
+				if _, err := Echo.Map(context.Background(), p, in, procpool.Chunksize(1)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkScaling runs the same work at 2, 16, 64 and 256 workers: a round
+// trip, Map of trivial calls at chunksize 1, and 5,120 calls of 10 ms at
+// chunksize 1 (ideal: 5,120 × 10 ms / workers). The cost of scheduling
+// should not grow with the workers. Set PROCPOOL_BENCH_SCALING=2,16 to pick.
+func BenchmarkScaling(b *testing.B) {
+	counts := []int{2, 16, 64, 256}
+	if s := os.Getenv("PROCPOOL_BENCH_SCALING"); s != "" {
+		counts = counts[:0]
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			counts = append(counts, n)
+		}
+	}
+	ctx := context.Background()
+	tiny := make([]int, 10_000)
+	sleeps := make([]int, 5120)
+	for i := range sleeps {
+		sleeps[i] = 10
+	}
+	for _, n := range counts {
+		p := benchPool(b, n)
+		b.Run(fmt.Sprintf("workers=%d/roundtrip", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Square.Submit(p, 3).Get(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("workers=%d/map-chunksize=1", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Square.Map(ctx, p, tiny, procpool.Chunksize(1)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(tiny))/b.Elapsed().Seconds(), "items/s")
+		})
+		if n >= 64 {
+			b.Run(fmt.Sprintf("workers=%d/sleeps-10ms", n), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := Sleep.Map(ctx, p, sleeps, procpool.Chunksize(1)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				ideal := time.Duration(len(sleeps)/n) * 10 * time.Millisecond
+				b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(ideal), "x-ideal")
+			})
+		}
+		p.Close()
 	}
 }

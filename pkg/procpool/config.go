@@ -15,7 +15,7 @@ import (
 type CrashPolicy int
 
 const (
-	// Break fails every pending task with ErrBrokenPool and refuses new
+	// Break fails every pending task with [ErrBrokenPool] and refuses new
 	// work, like Python's ProcessPoolExecutor.
 	Break CrashPolicy = iota
 	// Respawn replaces the dead worker and fails (or retries) only the task
@@ -44,7 +44,7 @@ const (
 	// the same API and errors. Arguments and results still pass through
 	// the codec, so a task sees a copy, as it would in a worker, and a
 	// value that could not cross a pipe fails here too. A panic in the task
-	// is a *RemoteError; a crash (a panic in a goroutine the task started,
+	// is a *[RemoteError]; a crash (a panic in a goroutine the task started,
 	// os.Exit, a fatal error) ends the whole program. A goroutine cannot be
 	// killed: a call that times out or is cancelled fails on time, and a
 	// task that ignores its context is left running, detached from the
@@ -127,7 +127,7 @@ type Config struct {
 	Env []string
 
 	// Retries is how many times a call lost with a dying worker is run
-	// again, under Respawn, before it fails with ErrWorkerLost. A lost chunk
+	// again, under Respawn, before it fails with [ErrWorkerLost]. A lost chunk
 	// is retried call by call, so one poison call cannot sink its neighbours.
 	Retries int
 
@@ -147,11 +147,11 @@ type Config struct {
 	MaxMemoryPerWorker int64
 
 	// Initializer runs once in every worker, replacements too, before it
-	// takes any task: make it with Task.Bind.
+	// takes any task: make it with [Task.Bind].
 	Initializer Call
 
 	// TaskTimeout bounds each call; 0 means no bound. A call that runs past
-	// it fails with ErrTaskTimeout and its context is cancelled in the
+	// it fails with [ErrTaskTimeout] and its context is cancelled in the
 	// worker; a worker that has not stopped it KillGrace later gets
 	// SIGTERM, then SIGKILL, and is replaced.
 	TaskTimeout time.Duration

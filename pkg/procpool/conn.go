@@ -17,9 +17,10 @@ type conn interface {
 	// post gives the worker batch b to run after those it has. It is called
 	// under the pool's lock, so it must not block.
 	post(b *batch)
-	// cancel asks the worker to cancel the context of run id. It is called
-	// under the pool's lock.
-	cancel(id uint64)
+	// cancel asks the worker to cancel the context of run id's call in
+	// progress, and with whole its calls not started too. It is called under
+	// the pool's lock.
+	cancel(id uint64, whole bool)
 	// sendNow writes what was posted from the calling goroutine, unless
 	// another goroutine is writing: a Submit to an idle worker then costs
 	// no hand-off. It is called without the pool's lock.
@@ -67,7 +68,7 @@ const (
 	endExited endCause = iota
 	// endNoHandshake: it ended by itself before completing the handshake.
 	endNoHandshake
-	// endInitFailed: its Config.Initializer failed.
+	// endInitFailed: its [Config.Initializer] failed.
 	endInitFailed
 	// endKilled: the pool killed it, for the reason in its exit error: a
 	// timeout, a cancel it ignored, a protocol error, Terminate, a broken
@@ -89,7 +90,7 @@ func (c endCause) String() string {
 	return fmt.Sprintf("endCause(%d)", int(c))
 }
 
-// initError is the error of a failed Config.Initializer, from its outcome.
+// initError is the error of a failed [Config.Initializer], from its outcome.
 func initError(task string, it *wire.Item) error {
 	if err := itemError(task, it); err != nil {
 		return fmt.Errorf("%w: %w", ErrInitFailed, err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/procpool/procpool/internal/wire"
 	"github.com/procpool/procpool/worker"
@@ -35,7 +36,7 @@ type goroutineConn struct {
 func newGoroutineConn(s connSpec) *goroutineConn {
 	return &goroutineConn{
 		spec:   s,
-		x:      worker.NewExecutor(s.maxFrame, s.setup.Progress),
+		x:      worker.NewExecutor(&s.setup),
 		wake:   make(chan struct{}, 1),
 		stopCh: make(chan struct{}),
 	}
@@ -66,7 +67,7 @@ func (c *goroutineConn) post(b *batch) {
 	}
 }
 
-func (c *goroutineConn) cancel(id uint64) { c.x.Cancel(id) }
+func (c *goroutineConn) cancel(id uint64, whole bool) { c.x.Cancel(id, whole) }
 
 // errAbandoned ends a run whose goroutine the pool has given up on.
 var errAbandoned = errors.New("abandoned")
@@ -99,7 +100,8 @@ func (c *goroutineConn) run() {
 				break
 			}
 			for _, b := range runs {
-				if c.x.Execute(&wire.Run{ID: b.id, Task: b.task, Args: b.args}, c.deliver) != nil {
+				now := time.Now()
+				if c.x.Execute(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Within: b.within(now)}, now, c.deliver) != nil {
 					return // abandoned: the pool has moved on
 				}
 			}

@@ -65,9 +65,9 @@ type processConn struct {
 	handshook bool  // handshake complete
 	initErr   error // the initializer's failure
 
-	outMu   sync.Mutex // guards out and cancels
-	out     []*batch   // posted, not yet written
-	cancels []uint64   // runs to send a Cancel for
+	outMu   sync.Mutex    // guards out and cancels
+	out     []*batch      // posted, not yet written
+	cancels []wire.Cancel // not yet written
 
 	sendMu sync.Mutex // held while writing to stdin; guards spare
 	spare  []*batch   // the writer's buffer, swapped with out
@@ -225,9 +225,9 @@ func (c *processConn) post(b *batch) {
 	c.signal()
 }
 
-func (c *processConn) cancel(id uint64) {
+func (c *processConn) cancel(id uint64, whole bool) {
 	c.outMu.Lock()
-	c.cancels = append(c.cancels, id)
+	c.cancels = append(c.cancels, wire.Cancel{ID: id, Whole: whole})
 	c.outMu.Unlock()
 	c.signal()
 }
@@ -285,15 +285,15 @@ func (c *processConn) sendAll() bool {
 			c.spare = runs
 			return true
 		}
-		err := error(nil)
+		err, now := error(nil), time.Now()
 		for _, b := range runs {
 			if err == nil {
-				err = c.stream.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args})
+				err = c.stream.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Within: b.within(now)})
 			}
 		}
-		for _, id := range cancels {
+		for i := range cancels {
 			if err == nil {
-				err = c.stream.Write(&wire.Cancel{ID: id})
+				err = c.stream.Write(&cancels[i])
 			}
 		}
 		if err == nil {

@@ -6,14 +6,17 @@ import (
 	"time"
 )
 
-// This file enforces deadlines: Config.TaskTimeout, cancellation, and the
+// This file enforces deadlines: [Config.TaskTimeout], cancellation, and the
 // kill escalation for a call that does not stop when asked. Every function
 // here runs under p.mu unless it says otherwise.
 
-// cancel fails the batches that no worker has taken yet with
-// context.Canceled. They stay in the queue, finished, and popFront skips
-// them. Batches already posted are asked to stop, cooperatively. It runs
-// without p.mu.
+// cancel ends batches whose caller stopped caring (a Future.Cancel, the end
+// of a Map's or Imap's context, a broken-off Imap loop): every call without
+// an outcome fails at once with context.Canceled, and none of them starts
+// any more. A batch no worker has taken stays in the queue, finished, and
+// popFront skips it. A worker holding one is told to cancel the call it runs
+// and skip the rest; if the call does not return within [Config.KillGrace],
+// the worker is killed and replaced. It runs without p.mu.
 func (p *Pool) cancel(bs ...*batch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -22,37 +25,49 @@ func (p *Pool) cancel(bs ...*batch) {
 		case queued:
 			p.fail(b, func() error { return context.Canceled })
 		case running:
-			b.holder.conn.cancel(b.id)
+			p.abandonRun(b, context.Canceled)
 		}
 	}
 }
 
-// cancelCall ends a call that may be running: it fails at once with
-// context.Canceled and its worker is asked to stop it, and is replaced if it
-// does not within Config.KillGrace. It reports whether the call ended
-// cancelled. It runs without p.mu.
+// cancelCall is cancel of a Future's one call. It reports whether the call
+// ended cancelled. It runs without p.mu.
 func (p *Pool) cancelCall(b *batch) bool {
+	p.cancel(b)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch b.state {
-	case queued:
-		p.fail(b, func() error { return context.Canceled })
-	case running:
-		p.abandon(b, b.got, context.Canceled)
-	}
 	return b.state == finished && b.out[0].err == context.Canceled
 }
 
-// abandon fails call i of b, held by a worker, with err, without waiting for
-// the worker: the caller learns at once. The worker is asked to stop the
-// call; if it is running and does not stop in time, the worker is killed.
+// abandonRun fails every call of b, held by a worker, that has no outcome
+// yet with err, without waiting for the worker: the caller learns at once.
+// The worker is told to skip them and to cancel the one it runs; if it runs
+// one and does not stop in time, it is killed.
+func (p *Pool) abandonRun(b *batch, err error) {
+	for i := b.got; i < len(b.out); i++ {
+		if b.out[i].err == nil {
+			b.out[i].err = err
+		}
+	}
+	p.finish(b) // its holder still holds it; deliver and ended skip it
+	m := b.holder
+	m.conn.cancel(b.id, true)
+	if m.held[0] == b {
+		p.escalate(m)
+	}
+}
+
+// abandon fails call i of b, which b's holder runs, with err, without
+// waiting for the worker: the caller learns at once. The worker is asked to
+// cancel the call, and is killed if it does not stop in time; the calls
+// after it run.
 func (p *Pool) abandon(b *batch, i int, err error) {
 	m := b.holder
 	b.out[i].err = err
 	if b.got == i && i == len(b.out)-1 {
 		p.finish(b) // m still holds it; deliver and ended skip it
 	}
-	m.conn.cancel(b.id)
+	m.conn.cancel(b.id, false)
 	if m.held[0] == b && b.got == i {
 		p.escalate(m)
 	}

@@ -30,6 +30,7 @@ func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause) (respawn bo
 	defer p.settled.Broadcast()
 	p.members = slices.DeleteFunc(p.members, func(o *member) bool { return o == m })
 	m.gone = true
+	p.withdraw(m)
 	m.exitErr = e
 	if m.timer != nil {
 		m.timer.Stop()
@@ -128,8 +129,7 @@ func (p *Pool) brokenErr() error { return fmt.Errorf("%w: %w", ErrBrokenPool, p.
 // on purpose, already failed. Calls that never started go back to the queue
 // without using a retry, in their order, ahead of newer work.
 func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
-	held := m.held
-	m.held = nil
+	held := p.takeHeld(m)
 	for i := len(held) - 1; i >= 0; i-- {
 		b := held[i]
 		if b.state == finished {
@@ -177,7 +177,7 @@ func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
 func (p *Pool) requeuePieces(b *batch, idx []int, tries int) {
 	for _, j := range slices.Backward(idx) {
 		p.nextID++
-		piece := &batch{id: p.nextID, task: b.task, args: b.args[j : j+1], out: b.out[j : j+1], tries: tries, state: queued, parent: b}
+		piece := &batch{id: p.nextID, task: b.task, args: b.args[j : j+1], out: b.out[j : j+1], tries: tries, state: queued, parent: b, cost: b.cost, deadline: b.deadline}
 		p.queue.pushFront(piece)
 		p.pending++
 	}
@@ -240,11 +240,10 @@ func (p *Pool) exemptIfBloated(m *member, rss int64) {
 }
 
 // checkMemory retires m if its resident memory, rss bytes (-1 if unknown),
-// is over Config.MaxMemoryPerWorker.
+// is over [Config.MaxMemoryPerWorker].
 func (p *Pool) checkMemory(m *member, rss int64) {
 	if limit := p.cfg.MaxMemoryPerWorker; limit > 0 && rss > limit && !m.memExempt && !m.retiring {
-		m.log.Info("retiring worker: resident memory over MaxMemoryPerWorker", "rss", rss, "limit", limit)
-		m.retiring = true
+		p.retire(m, "resident memory over MaxMemoryPerWorker", "rss", rss, "limit", limit)
 	}
 }
 

@@ -29,18 +29,18 @@
 //
 // # Failures
 //
-// A task's returned error or panic comes back as a *RemoteError and the
+// A task's returned error or panic comes back as a *[RemoteError] and the
 // worker lives on. A value that cannot be encoded or decoded fails that call
-// alone with a *CodecError. A worker that dies (exits, is killed, crashes in
+// alone with a *[CodecError]. A worker that dies (exits, is killed, crashes in
 // the runtime, or breaks the protocol) is noticed at once by the end of its
-// stdout; what follows depends on Config.OnCrash. Under Break, every pending
-// task fails with an error matching ErrBrokenPool that also holds a
-// *WorkerExitError naming the worker, how it died and the tail of its stderr.
+// stdout; what follows depends on [Config.OnCrash]. Under Break, every pending
+// task fails with an error matching [ErrBrokenPool] that also holds a
+// *[WorkerExitError] naming the worker, how it died and the tail of its stderr.
 //
 // # Other machines
 //
 // A worker needs nothing but its stdin and stdout, so it can run wherever a
-// command reaches with them attached. Config.Launcher and Config.Remote take
+// command reaches with them attached. [Config.Launcher] and [Config.Remote] take
 // Launchers: SSH runs workers through the system's ssh client (and can ship
 // this program to the host), Slurm as Slurm tasks started with srun (job
 // steps of an allocation, or jobs of their own), Exec through any command

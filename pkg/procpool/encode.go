@@ -18,7 +18,7 @@ type argEncoder struct {
 }
 
 // add encodes v after the arguments already added. A value that cannot be
-// encoded, or does not fit in a frame, is a *CodecError and adds nothing.
+// encoded, or does not fit in a frame, is a *[CodecError] and adds nothing.
 func (e *argEncoder) add(v any) error {
 	start := e.c.Len()
 	a, err := e.c.Encode(v)

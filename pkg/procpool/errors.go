@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/procpool/procpool/internal/errcode"
+	"github.com/procpool/procpool/internal/stderrlog"
 	"github.com/procpool/procpool/internal/wire"
 )
 
@@ -43,18 +45,37 @@ var (
 	ErrUnknownTask = errors.New("procpool: unknown task")
 
 	// ErrFrameTooLarge is matched by the error of a call whose argument or
-	// result does not fit in a frame (Config.MaxFrameSize).
+	// result does not fit in a frame ([Config.MaxFrameSize]).
 	ErrFrameTooLarge = wire.ErrFrameTooLarge
 )
 
 // RemoteError is a task's own failure: the error it returned, or a panic,
 // recovered in the worker. The worker lives on.
+//
+// The error itself stays in the worker; its text travels, and so does its
+// identity where it matters: if it matched one of the standard library's
+// common sentinels (context.Canceled, context.DeadlineExceeded,
+// os.ErrDeadlineExceeded, fs.ErrNotExist, fs.ErrExist, fs.ErrPermission,
+// io.EOF, io.ErrUnexpectedEOF) or an error given to [RegisterError], the
+// RemoteError matches it too, with errors.Is.
 type RemoteError struct {
-	Task    string // the task's registered name
-	Message string // the error's text, or the panic value
-	Panic   bool   // whether the task panicked
-	Stack   string // the goroutine stack at the panic
+	Task    string  // the task's registered name
+	Message string  // the error's text, or the panic value
+	Panic   bool    // whether the task panicked
+	Stack   string  // the goroutine stack at the panic
+	Errs    []error // the well-known errors the task's error matched
 }
+
+// Unwrap returns the well-known errors the task's error matched.
+func (e *RemoteError) Unwrap() []error { return e.Errs }
+
+// RegisterError adds errors that keep their identity across the pipe: a
+// task's error that matches one of them (errors.Is) in the worker makes the
+// caller's [RemoteError] match it too. Call it at package level (in a var
+// declaration or init), like [Register], so that the parent and its workers
+// know the same errors. They are told apart by their text: two with the same
+// text panic.
+func RegisterError(errs ...error) { errcode.Register(errs...) }
 
 func (e *RemoteError) Error() string {
 	if e.Panic {
@@ -95,27 +116,18 @@ func (e *WorkerExitError) Error() string {
 	if e.Reason != "" {
 		fmt.Fprintf(&b, " (%s)", e.Reason)
 	}
-	if line := headline(e.Stderr); line != "" {
+	if line := e.Headline(); line != "" {
 		fmt.Fprintf(&b, ": %s", line)
 	}
 	return b.String()
 }
 
-// headline picks the line of a stderr tail that says most: the start of a
-// crash report, with the signal line that may follow it, or else the last
-// line.
-func headline(tail string) string {
-	lines := strings.Split(strings.TrimRight(tail, "\n"), "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, "panic: ") || strings.HasPrefix(l, "fatal error: ") || strings.HasPrefix(l, "runtime/cgo: ") || strings.HasPrefix(l, "SIGQUIT: ") {
-			if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "[signal ") {
-				l += " " + lines[i+1]
-			}
-			return l
-		}
-	}
-	return lines[len(lines)-1]
-}
+// Headline returns the line of Stderr that says most about how the worker
+// died: the first line of its Go crash report that names the failure ("panic:
+// ...", "fatal error: ...", "SIGSEGV: segmentation violation", with the
+// "[signal ...]" line that may follow), or else the last line it printed
+// that is not part of a goroutine or register dump. Error ends with it.
+func (e *WorkerExitError) Headline() string { return stderrlog.Headline(e.Stderr) }
 
 // Stage names where a value failed to cross the pipe.
 type Stage string
@@ -149,7 +161,7 @@ func itemError(task string, it *wire.Item) error {
 	case wire.StatusOK:
 		return nil
 	case wire.StatusError:
-		return &RemoteError{Task: task, Message: it.Message}
+		return &RemoteError{Task: task, Message: it.Message, Errs: errcode.Errors(it.Codes)}
 	case wire.StatusPanic:
 		return &RemoteError{Task: task, Message: it.Message, Panic: true, Stack: it.Stack}
 	case wire.StatusDecodeArg:

@@ -16,8 +16,9 @@ func Window(n int) MapOption { return func(o *mapOptions) { o.window = n } }
 // each result with its error in input order. At most a window of chunks is
 // in flight (see Window), so an endless input runs in constant memory. A
 // failed call yields its error and iteration goes on. Breaking out of the
-// loop cancels the chunks still in flight. If ctx ends, Imap yields ctx.Err()
-// once and stops. If the pool stops taking work (it broke, or was closed),
+// loop, or the end of ctx, cancels the chunks still in flight as the end of
+// Map's context does (see [Task.Map]); if ctx ends, Imap yields ctx.Err()
+// once and stops. The tasks' contexts carry ctx's deadline, if it has one. If the pool stops taking work (it broke, or was closed),
 // Imap yields what is in flight, then that error for the elements it had
 // read, and stops.
 //
@@ -66,7 +67,7 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 		exhausted := false
 		for {
 			for len(inflight) < window && !exhausted {
-				f, refused := t.launch(p, next, size.size, completed, ordered)
+				f, refused := t.launch(ctx, p, next, size.size, completed, ordered)
 				if f == nil || refused {
 					// The input is done, or the pool takes no more work:
 					// what is in flight is still yielded, then iteration ends.
@@ -113,7 +114,7 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 // launch reads up to n elements, encodes them and queues them as one chunk.
 // It returns nil when the input is exhausted. If the pool refuses the chunk
 // (it is broken or closed), every element read fails with the refusal.
-func (t *Task[I, O]) launch(p *Pool, next func() (I, bool), n int, completed chan *flight, ordered bool) (f *flight, refused bool) {
+func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool), n int, completed chan *flight, ordered bool) (f *flight, refused bool) {
 	c := codec.Get()
 	defer codec.Put(c)
 	e := argEncoder{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
@@ -143,6 +144,7 @@ func (t *Task[I, O]) launch(p *Pool, next func() (I, bool), n int, completed cha
 		return f, false
 	}
 	b := newBatch(t.name, e.take(e.count()), finish)
+	b.deadline, _ = ctx.Deadline()
 	if err := p.enqueue(b); err != nil {
 		for i := range f.errs {
 			if f.errs[i] == nil {

@@ -20,7 +20,7 @@ import (
 // Exec).
 type Launcher interface {
 	// Workers is the number of workers the pool runs through the launcher.
-	// In Config.Launcher, 0 means Config.Workers.
+	// In [Config.Launcher], 0 means [Config.Workers].
 	Workers() int
 
 	// Command returns the command that starts one worker. The program it
@@ -47,13 +47,13 @@ type WorkerSpec struct {
 	// the arguments always arrive.
 	Args []string
 	// Env is the environment of a worker on this machine: this process's,
-	// with the role marker, GOMAXPROCS and Config.Env. A launcher whose
+	// with the role marker, GOMAXPROCS and [Config.Env]. A launcher whose
 	// workers run elsewhere may drop it: the handshake carries
 	// Config.Env and GOMAXPROCS to every worker.
 	Env []string
 }
 
-// localLauncher starts this executable, or Config.Command, on this machine.
+// localLauncher starts this executable, or [Config.Command], on this machine.
 type localLauncher struct {
 	command []string // nil: this executable
 	workers int
@@ -84,7 +84,7 @@ func (l *localLauncher) Command(_ context.Context, spec WorkerSpec) (*exec.Cmd, 
 //	procpool.Exec(8, "srun", "--ntasks=1", "--cpus-per-task=1", "/shared/bin/server")
 //
 // The command runs with this process's environment; what reaches the worker
-// is up to the launcher. Config.Env and GOMAXPROCS travel in the handshake.
+// is up to the launcher. [Config.Env] and GOMAXPROCS travel in the handshake.
 func Exec(workers int, argv ...string) Launcher {
 	return &execLauncher{argv: slices.Clone(argv), workers: workers}
 }
@@ -190,8 +190,8 @@ func backoff(failures int) time.Duration {
 	return min(100*time.Millisecond<<min(failures-2, 10), 10*time.Second)
 }
 
-// groups lays out the pool's slots: Config.Launcher's workers first, then
-// each of Config.Remote's.
+// groups lays out the pool's slots: [Config.Launcher]'s workers first, then
+// each of [Config.Remote]'s.
 func groups(cfg Config, command []string) []*launchGroup {
 	var gs []*launchGroup
 	n := 0
@@ -212,8 +212,8 @@ func groups(cfg Config, command []string) []*launchGroup {
 	return gs
 }
 
-// primaryWorkers is the number of workers of Config.Launcher (or of the
-// local default): its own count, else Config.Workers, else one per CPU
+// primaryWorkers is the number of workers of [Config.Launcher] (or of the
+// local default): its own count, else [Config.Workers], else one per CPU
 // unless Remote supplies the workers.
 func primaryWorkers(cfg Config) int {
 	if cfg.Launcher != nil && cfg.Launcher.Workers() > 0 {

@@ -26,21 +26,23 @@ type member struct {
 
 	// Guarded by p.mu.
 	log       hclog.Logger
-	workerPID int           // its pid on its own machine
-	held      []*batch      // batches posted to it, in the order posted
-	isReady   bool          // handshake complete
-	stopping  bool          // the pool asked it to exit
-	retiring  bool          // takes no more work, then stops
-	memExempt bool          // started above MaxMemoryPerWorker: never retired for memory
-	onPurpose bool          // the pool is killing it: not a crash
-	gone      bool          // the pool has dealt with its end
-	assigned  int           // calls posted
-	done      int           // calls completed
-	callSeq   uint64        // counts calls started, to tell a stale timer
-	service   time.Duration // running average of a run's time in the worker
-	lastDone  time.Time     // when its last run ended
-	timer     *time.Timer   // TaskTimeout, or the kill escalation
+	workerPID int         // its pid on its own machine
+	held      []*batch    // batches posted to it, in the order posted
+	isReady   bool        // handshake complete
+	stopping  bool        // the pool asked it to exit
+	retiring  bool        // takes no more work, then stops
+	memExempt bool        // started above MaxMemoryPerWorker: never retired for memory
+	onPurpose bool        // the pool is killing it: not a crash
+	gone      bool        // the pool has dealt with its end
+	assigned  int         // calls posted
+	done      int         // calls completed
+	callSeq   uint64      // counts calls started, to tell a stale timer
+	lastDone  time.Time   // when its last run ended
+	timer     *time.Timer // TaskTimeout, or the kill escalation
 	exitErr   *WorkerExitError
+	inIdle    bool // in p.place.idle
+	inRoom    bool // in p.place.room
+	counted   bool // counted in p.place.ready
 }
 
 func newMember(p *Pool, c conn, slot int, log hclog.Logger) *member {

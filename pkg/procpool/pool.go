@@ -38,6 +38,7 @@ type Pool struct {
 	cause    error      // what broke the pool
 	queue    queue      // batches waiting for a worker
 	members  []*member  // the live workers, in the order they started
+	place    placement  // who takes the next batch
 	spawning int        // replacements being started
 	pending  int        // batches queued or held by a worker
 	settled  *sync.Cond // signalled when pending drops to 0, a worker ends, or the state changes
@@ -62,12 +63,12 @@ const (
 )
 
 // New starts a pool of worker processes and returns once every worker has
-// completed its handshake (and run Config.Initializer). If any fails to, New
-// stops the others and returns an error matching ErrStartup (and
+// completed its handshake (and run [Config.Initializer]). If any fails to, New
+// stops the others and returns an error matching [ErrStartup] (and
 // ErrInitFailed, if the initializer failed) that says which worker failed
 // and why.
 //
-// In a worker process New returns ErrInWorker.
+// In a worker process New returns [ErrInWorker].
 func New(cfg Config) (*Pool, error) {
 	if worker.IsWorker() {
 		return nil, ErrInWorker
@@ -156,7 +157,7 @@ func (p *Pool) startWorker(slot int) (*member, error) {
 		slot:     slot,
 		group:    g,
 		worker:   p.workerSpec(slot),
-		setup:    wire.Setup{MaxFrame: p.cfg.MaxFrameSize, InitTask: init.task, InitArg: init.arg, Progress: p.cfg.TaskTimeout > 0},
+		setup:    wire.Setup{MaxFrame: p.cfg.MaxFrameSize, InitTask: init.task, InitArg: init.arg, Progress: p.cfg.TaskTimeout > 0, TaskTimeout: p.cfg.TaskTimeout},
 		initTask: init.task,
 		start:    p.cfg.StartTimeout,
 		maxFrame: p.cfg.MaxFrameSize,
@@ -216,7 +217,7 @@ func (p *Pool) Workers() []int {
 	return pids
 }
 
-// Close stops accepting work (a later Submit fails with ErrClosed), waits for
+// Close stops accepting work (a later Submit fails with [ErrClosed]), waits for
 // every submitted task to finish, then stops the workers and waits for them to
 // exit. It is safe to call more than once and together with Terminate.
 func (p *Pool) Close() error {
@@ -232,6 +233,7 @@ func (p *Pool) Close() error {
 	}
 	for _, m := range p.members {
 		m.stopping = true
+		p.withdraw(m)
 		m.conn.stop()
 	}
 	p.mu.Unlock()

@@ -26,6 +26,7 @@ func (p *Pool) enqueue(bs ...*batch) error {
 		p.nextID++
 		b.id = p.nextID
 		b.state = queued
+		b.cost = p.place.cost(b.task)
 		p.queue.pushBack(b)
 	}
 	p.pending += len(bs)
@@ -66,56 +67,41 @@ func (p *Pool) refusal() error {
 	return ErrClosed
 }
 
-// dispatch posts queued batches to the members with room: to an idle member
-// first (spread first), then to busy ones up to their prefetch limit
-// (prefetch second).
+// dispatch posts queued batches to the members that should take them (see
+// pick).
 func (p *Pool) dispatch() {
 	share := max(p.cfg.Prefetch, p.fairShare())
 	now := time.Now()
-	for {
-		m := p.pick(share)
+	for b := p.queue.peek(); b != nil; b = p.queue.peek() {
+		m := p.pick(b, share)
 		if m == nil {
 			return
 		}
-		b := p.queue.popFront()
-		if b == nil {
-			return
-		}
-		p.post(m, b, now)
+		p.post(m, p.queue.popFront(), now)
 	}
-}
-
-// pick returns the member that should take the next batch: an idle one, or
-// else the one holding fewest among those with room, or nil.
-func (p *Pool) pick(share int) *member {
-	var best *member
-	for _, m := range p.members {
-		if !m.accepting() {
-			continue
-		}
-		if len(m.held) == 0 {
-			return m
-		}
-		if len(m.held) < min(p.prefetch(m), share) && (best == nil || len(m.held) < len(best.held)) {
-			best = m
-		}
-	}
-	return best
 }
 
 // post gives b to m.
 func (p *Pool) post(m *member, b *batch, now time.Time) {
 	b.state, b.holder, b.sent = running, m, now
+	b.cold = len(m.held) == 0
 	m.held = append(m.held, b)
 	m.assigned += len(b.args)
 	if max := p.cfg.MaxTasksPerWorker; max > 0 && m.assigned >= max {
-		m.retiring = true
-		m.log.Debug("retiring worker", "reason", "MaxTasksPerWorker", "tasks", m.assigned)
+		p.retire(m, "MaxTasksPerWorker", "tasks", m.assigned)
 	}
 	m.conn.post(b)
+	p.holdChanged(m, len(m.held)-1, b)
 	if len(m.held) == 1 {
 		p.callStarted(m)
 	}
+}
+
+// retire makes m take no more work; it stops once it holds none.
+func (p *Pool) retire(m *member, reason string, args ...any) {
+	m.retiring = true
+	p.withdraw(m)
+	m.log.Debug("retiring worker", append([]any{"reason", reason}, args...)...)
 }
 
 // deliver records a result from m. A result that does not match what m
@@ -151,12 +137,13 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 			p.counts.failed++
 		}
 	}
+	p.place.learn(b, len(res.Items), res.Took, time.Since(b.sent))
 	b.got += len(res.Items)
 	m.done += len(res.Items)
 	p.deaths = 0
 	if !res.More {
-		m.observe(b)
 		m.held = slices.Delete(m.held, 0, 1)
+		p.holdChanged(m, len(m.held)+1, b)
 		if b.state != finished {
 			p.finish(b)
 		}
@@ -191,6 +178,7 @@ func (p *Pool) ready(m *member, workerPID int) {
 	p.exemptIfBloated(m, rss)
 	m.isReady = true
 	m.group.failures = 0
+	p.join(m)
 	p.dispatch()
 	p.mu.Unlock()
 	close(m.readyCh)
@@ -203,45 +191,6 @@ const (
 	// not to hoard work another worker could take.
 	queueTarget = 500 * time.Microsecond
 )
-
-// prefetch is how many runs m may hold: Config.Prefetch, or more when its
-// runs are quick.
-func (p *Pool) prefetch(m *member) int {
-	if m.service <= 0 {
-		return p.cfg.Prefetch
-	}
-	return max(p.cfg.Prefetch, min(maxPrefetch, int(queueTarget/m.service)))
-}
-
-// fairShare is the most runs one worker should hold so that the pending
-// runs could still be spread evenly over the ready workers. It stops a
-// worker whose runs used to be quick from taking a whole Map of slow ones
-// before its estimate catches up.
-func (p *Pool) fairShare() int {
-	ready := 0
-	for _, m := range p.members {
-		if m.isReady && !m.retiring && !m.stopping {
-			ready++
-		}
-	}
-	return (p.pending + max(ready, 1) - 1) / max(ready, 1)
-}
-
-// observe updates m's running average of how long a run takes it: from
-// when it could start b (posted, or the previous run done) to b's result.
-func (m *member) observe(b *batch) {
-	now := time.Now()
-	took := now.Sub(b.sent)
-	if m.lastDone.After(b.sent) {
-		took = now.Sub(m.lastDone)
-	}
-	m.lastDone = now
-	if m.service == 0 {
-		m.service = took
-	} else {
-		m.service += (took - m.service) / 8
-	}
-}
 
 // finish takes b out of the pending count and completes it.
 func (p *Pool) finish(b *batch) {
@@ -288,10 +237,17 @@ func (p *Pool) failAll(err func() error) {
 
 // failHeld fails the unfinished batches m holds.
 func (p *Pool) failHeld(m *member, err func() error) {
-	for _, b := range m.held {
+	for _, b := range p.takeHeld(m) {
 		if b.state != finished {
 			p.fail(b, err)
 		}
 	}
+}
+
+// takeHeld empties m's held batches and returns them.
+func (p *Pool) takeHeld(m *member) []*batch {
+	held := m.held
 	m.held = nil
+	p.holdChanged(m, len(held), nil)
+	return held
 }

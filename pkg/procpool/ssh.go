@@ -38,7 +38,7 @@ import (
 // A worker ends with its session: if this process dies or the connection
 // drops, the remote worker reads the end of its stdin and exits, and the
 // remote wrapper kills what its tasks started. A session that dies is the
-// death of its worker, under Config.OnCrash; a host whose workers keep
+// death of its worker, under [Config.OnCrash]; a host whose workers keep
 // failing to start is retried with a growing back-off while the other
 // workers carry on.
 func SSH(destination string, workers int, opts ...SSHOption) Launcher {

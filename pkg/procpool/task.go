@@ -32,6 +32,13 @@ type Task[I, O any] struct {
 // at package level (in a var declaration or init), so that the parent and its
 // workers, which are the same program, register the same tasks. A second
 // registration of a name panics.
+//
+// fn's context ends when the call is cancelled ([Future.Cancel], the end of
+// the context given to [Task.Map] or [Task.Imap]) or timed out
+// ([Config.TaskTimeout]), and carries the earlier of those deadlines, so a
+// task can budget its work. An error fn returns reaches the caller as a
+// [RemoteError] that matches the well-known errors fn's error matched (see
+// [RegisterError]).
 func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Task[I, O] {
 	registry.Register(name, registry.Func(fn), registry.Signature[I, O](name), 1)
 	return &Task[I, O]{name: name}
@@ -40,7 +47,7 @@ func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Ta
 // Name returns the name the task was registered under.
 func (t *Task[I, O]) Name() string { return t.name }
 
-// Call is a task bound to an argument, for Config.Initializer.
+// Call is a task bound to an argument, for [Config.Initializer].
 type Call struct {
 	task string
 	arg  []byte
@@ -118,7 +125,7 @@ func (f *Future[O]) Get(ctx context.Context) (O, error) {
 
 // Cancel cancels the call: the future fails at once with context.Canceled.
 // A call no worker has taken is dropped. A running call has its context
-// cancelled in the worker; if it has not returned Config.KillGrace later, the
+// cancelled in the worker; if it has not returned [Config.KillGrace] later, the
 // worker is killed and replaced. Cancel reports whether the future ended
 // cancelled: false if it had already ended otherwise.
 func (f *Future[O]) Cancel() bool {
@@ -156,8 +163,12 @@ func Chunksize(n int) MapOption { return func(o *mapOptions) { o.chunksize = n }
 // Map calls the task once per element of in, in chunks spread over the
 // workers, and returns the results in input order. If any call fails, Map
 // returns the error of the first failed element in input order, once every
-// chunk has ended. If ctx ends first, Map cancels the chunks no worker has
-// taken and returns ctx.Err().
+// chunk has ended. If ctx ends first, Map returns ctx.Err() at once, and no
+// call of it starts afterwards: the chunks queued are dropped, the workers
+// holding the others skip their calls not started and have the context of
+// the one they run cancelled; a worker whose call has not returned
+// [Config.KillGrace] later is killed and replaced, as for [Future.Cancel].
+// The tasks' contexts carry ctx's deadline, if it has one.
 //
 // Map encodes and queues chunk by chunk, so the workers start on the first
 // while the rest are encoded, and decodes each chunk's results as it comes
@@ -182,6 +193,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	queue := func(start int, args [][]byte) error {
 		b := newBatch(t.name, args, nil)
 		b.first = start
+		b.deadline, _ = ctx.Deadline()
 		b.done = func() { back.add(b) }
 		batches = append(batches, b)
 		// Queue in growing groups: the first chunk at once, later ones

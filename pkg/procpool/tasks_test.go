@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -451,3 +453,58 @@ var RelFault = procpool.Register("test.rel.fault", func(_ context.Context, a rel
 	}
 	return a, nil
 })
+
+// Tasks of the cancellation, deadline and error-identity tests.
+var (
+	// Mark records that a call started, and when, in a file of its own
+	// under Dir, then works for Ms milliseconds; with Stubborn it ignores
+	// its context (and SIGTERM's default is not caught: it dies of it).
+	Mark = procpool.Register("test.mark", func(ctx context.Context, a MarkArg) (int, error) {
+		name := filepath.Join(a.Dir, strconv.Itoa(a.I))
+		if err := os.WriteFile(name, []byte(strconv.FormatInt(time.Now().UnixNano(), 10)), 0o600); err != nil {
+			return 0, err
+		}
+		if a.Stubborn {
+			time.Sleep(time.Duration(a.Ms) * time.Millisecond)
+			return a.I, nil
+		}
+		select {
+		case <-time.After(time.Duration(a.Ms) * time.Millisecond):
+			return a.I, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	})
+
+	// Deadline reports how long the call's context had left when it
+	// started, in milliseconds, or -1 if it had no deadline.
+	Deadline = procpool.Register("test.deadline", func(ctx context.Context, _ int) (int64, error) {
+		d, ok := ctx.Deadline()
+		if !ok {
+			return -1, nil
+		}
+		return time.Until(d).Milliseconds(), nil
+	})
+
+	// FailWith returns the error named by its argument, wrapped.
+	FailWith = procpool.Register("test.fail-with", func(_ context.Context, which string) (int, error) {
+		errs := map[string]error{
+			"canceled": context.Canceled, "deadline": context.DeadlineExceeded, "os-deadline": os.ErrDeadlineExceeded,
+			"not-exist": fs.ErrNotExist, "exist": fs.ErrExist, "permission": fs.ErrPermission,
+			"eof": io.EOF, "unexpected-eof": io.ErrUnexpectedEOF, "quota": ErrQuota, "plain": errors.New("plain"),
+		}
+		return 0, fmt.Errorf("step %q: %w", which, errs[which])
+	})
+)
+
+// ErrQuota is a program's own sentinel, registered to keep its identity.
+var ErrQuota = errors.New("test: quota exceeded")
+
+func init() { procpool.RegisterError(ErrQuota) }
+
+// MarkArg is Mark's argument.
+type MarkArg struct {
+	Dir      string
+	I, Ms    int
+	Stubborn bool
+}

@@ -127,7 +127,7 @@ const (
 // without duplicates. Unlike Get it never returns ctx's error: whether ctx
 // ended is for the caller to check, and pending says what is left to do. A
 // failed future counts as done; for FirstError, a future fails when its Get
-// would return an error, such as a *RemoteError.
+// would return an error, such as a *[RemoteError].
 //
 // A nil future, or an until that is none of the conditions, panics.
 func Wait[O any](ctx context.Context, fs []*Future[O], until WaitCondition) (done, pending []*Future[O]) {

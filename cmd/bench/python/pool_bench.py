@@ -13,9 +13,11 @@ It can be run by hand too:
 """
 
 import concurrent.futures as cf
+import ctypes
 import json
 import multiprocessing as mp
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -31,6 +33,8 @@ DEFAULTS = {
     ],
     "blocks": 200,
     "block_size": 1 << 20,
+    # The scaling section (see cmd/bench/scaling.go): no workers skips it.
+    "scaling": {"workers": [], "calls": 500, "map_items": 10000, "sleeps_per_worker": 20, "sleep_ms": 10},
 }
 
 
@@ -48,6 +52,27 @@ def whoami(pause_us):
     """Returns the worker's pid after a short pause, as bench.whoami does."""
     time.sleep(pause_us / 1e6)
     return os.getpid()
+
+
+def sleep_pid(ms):
+    """Sleeps ms milliseconds and returns the worker's pid, as bench.sleep does."""
+    time.sleep(ms / 1e3)
+    return os.getpid()
+
+
+def die_with_parent():
+    """Asks the kernel to SIGKILL this process when its parent ends
+    (PR_SET_PDEATHSIG), so that nothing outlives a killed benchmark: a
+    recovery child runs in a session of its own, out of reach of the kill
+    of this script's process group, and its Pool workers are its children.
+    """
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent ended before prctl
+        os._exit(1)
 
 
 def rss_mib(pid):
@@ -107,24 +132,31 @@ def bench_startup(ctx, cfg, k, res):
     res.add("rss", "pool", k, rss, note="forked: shared pages count")
 
 
-def bench_recovery(cfg, k, res):
+def bench_recovery(cfg, k, res, workload="recovery"):
     """SIGKILL of an idle Pool worker to a result from its replacement.
 
     Each run is a fresh Pool in a child process of its own session: an idle
     Pool worker waits for tasks holding the task queue's lock, and a worker
     killed while holding it leaves the lock taken for good, so the Pool
-    hangs, and so does its terminate(). A run that has no answer within
-    RECOVERY_TIMEOUT counts as hung, and its whole process group is killed.
+    hangs, and so does its terminate(). The child says when its Pool is up;
+    a run that has no answer within RECOVERY_TIMEOUT (and 20 ms a worker)
+    of the kill counts as hung, and the child's whole process group is
+    killed.
     """
     runs, hung = [], 0
     for _ in range(cfg["runs"]):
         child = subprocess.Popen([sys.executable, __file__, "--recovery", str(k)],
                                  stdout=subprocess.PIPE, start_new_session=True)
         try:
-            out, _ = child.communicate(timeout=RECOVERY_TIMEOUT)
-            runs.append(float(out))
-        except subprocess.TimeoutExpired:
-            hung += 1
+            if read_line(child.stdout, SETUP_TIMEOUT) != "ready":
+                raise RuntimeError(f"recovery child with {k} workers did not start")
+            # A replacement takes longer to come round in a bigger Pool:
+            # each round of calls is k long.
+            line = read_line(child.stdout, RECOVERY_TIMEOUT + 0.02 * k)
+            if line is None:
+                hung += 1
+            else:
+                runs.append(float(line))
         finally:
             try:
                 os.killpg(child.pid, signal.SIGKILL)
@@ -133,24 +165,47 @@ def bench_recovery(cfg, k, res):
             child.wait()
     why = "the victim held the task queue's lock"
     if hung == len(runs) + hung:
-        res.add("recovery", "pool", k, [], skipped=f"hung in every run ({why})")
+        res.add(workload, "pool", k, [], skipped=f"hung in every run ({why})")
     else:
         note = "SIGKILL to a result from the new pid"
         if hung:
             note += f"; hung in {hung} of {hung + len(runs)} runs ({why})"
-        res.add("recovery", "pool", k, runs, note=note)
-    res.add("recovery", "ppe", k, [], skipped="a dead worker breaks the executor (BrokenProcessPool)")
+        res.add(workload, "pool", k, runs, note=note)
+    if workload == "recovery":
+        res.add(workload, "ppe", k, [], skipped="a dead worker breaks the executor (BrokenProcessPool)")
 
 
 RECOVERY_TIMEOUT = 1.0
+SETUP_TIMEOUT = 120.0
+
+
+def read_line(pipe, timeout):
+    """Reads one line from a child's pipe, or returns None after timeout
+    seconds without one. It reads the descriptor byte by byte, so that no
+    buffer hides a line from select."""
+    deadline = time.monotonic() + timeout
+    fd, line = pipe.fileno(), b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        b = os.read(fd, 1)
+        if not b:
+            return None
+        if b == b"\n":
+            return line.decode().strip()
+        line += b
 
 
 def recovery_child(k):
-    """One recovery run (see bench_recovery): prints the time in ms."""
+    """One recovery run (see bench_recovery): prints "ready" once its Pool
+    is up, then the time in ms from the kill to a replacement's result."""
+    die_with_parent()
     ctx = mp.get_context("fork")
-    p = ctx.Pool(k)
+    p = ctx.Pool(k, initializer=die_with_parent)
     p.map(whoami, [0] * (10 * k))
     old = {w.pid for w in p._pool}
+    print("ready", flush=True)
     start = time.perf_counter()
     os.kill(p._pool[0].pid, signal.SIGKILL)
     while True:
@@ -222,6 +277,72 @@ def bench_ppe(ctx, cfg, k, res):
             res.add("map", "ppe", k, runs, n=n, chunk=c["label"], chunksize=cs)
 
 
+def bench_scaling(ctx, cfg, res):
+    """The scaling section: the same work at many more workers than CPUs.
+
+    Per worker count, one Pool serves every run's round trips, Maps at
+    chunksize 1 and sleeps, and is terminated, timed, after its runs; each
+    run starts and closes a fresh Pool for the start-up and close figures,
+    and a recovery child for the replacement of a killed worker.
+    """
+    sc = cfg["scaling"]
+    for k in sc["workers"]:
+        log(f"scaling, {k} workers: Pool")
+        p = ctx.Pool(k)
+        try:
+            p.map(noop, range(2000), chunksize=1)  # warm up
+            p.map(sleep_pid, [sc["sleep_ms"]] * k, chunksize=1)
+            calls = sc["calls"]
+            runs = []
+            for run in range(cfg["runs"] + 1):
+                t = timed(lambda: [p.apply(noop, (i,)) for i in range(calls)])
+                if run:
+                    runs.append(t / calls * 1e6)
+            res.add("scale_roundtrip", "pool", k, runs, n=calls)
+
+            n = sc["map_items"]
+            runs = []
+            for _ in range(cfg["runs"]):
+                t = timed(lambda: p.map(noop, range(n), chunksize=1))
+                runs.append(n / t)
+            res.add("scale_map", "pool", k, runs, n=n, chunk="1", chunksize=1)
+
+            n = sc["sleeps_per_worker"] * k
+            runs, busiest = [], 0
+            for _ in range(cfg["runs"]):
+                start = time.perf_counter()
+                pids = p.map(sleep_pid, [sc["sleep_ms"]] * n, chunksize=1)
+                runs.append((time.perf_counter() - start) * 1e3)
+                busiest = max(busiest, max(pids.count(pid) for pid in set(pids)))
+            res.add("scale_sleep", "pool", k, runs, n=n, chunk="1", chunksize=1,
+                    note=f"busiest worker: {busiest} sleeps in a run (an even spread: {sc['sleeps_per_worker']})")
+
+            t = timed(lambda: (p.terminate(), p.join()))
+            res.add("scale_terminate", "pool", k, [t * 1e3],
+                    note="once per run set: the shared Pool after its runs")
+        finally:
+            p.terminate()
+            p.join()
+
+        log(f"scaling, {k} workers: start-up and close")
+        up, closed = [], []
+        for _ in range(cfg["runs"]):
+            start = time.perf_counter()
+            q = ctx.Pool(k)
+            try:
+                q.apply(noop, (1,))
+                up.append((time.perf_counter() - start) * 1e3)
+                closed.append(timed(lambda: (q.close(), q.join())) * 1e3)
+            finally:
+                q.terminate()
+                q.join()
+        res.add("scale_startup", "pool", k, up, note="Pool() to first apply result")
+        res.add("scale_close", "pool", k, closed, note="a fresh Pool, idle after one call")
+
+        log(f"scaling, {k} workers: recovery")
+        bench_recovery(cfg, k, res, workload="scale_respawn")
+
+
 def main():
     if sys.argv[1:2] == ["--recovery"]:
         recovery_child(int(sys.argv[2]))
@@ -243,6 +364,8 @@ def main():
         bench_ppe(ctx, cfg, k, res)
         log(f"{k} worker(s): Pool recovery")
         bench_recovery(cfg, k, res)
+    if cfg["scaling"]["workers"]:
+        bench_scaling(ctx, cfg, res)
     json.dump({"python": sys.version.split()[0], "results": res.items}, sys.stdout)
     print()
 
