@@ -145,14 +145,15 @@ type slurmLauncher struct {
 // slurmRun is what a Slurm launcher keeps for one pool it serves.
 type slurmRun struct {
 	log    hclog.Logger
-	env    []string // the pool's environment, for Slurm's commands
-	srun   string   // srun's path
-	alloc  string   // the allocation's job id, or "" outside one
-	nodes  []string // the allocation's nodes
-	cpus   int      // --cpus-per-task
-	dir    string   // private: the prolog, reports/, shipped/
-	prefix string   // of the job names: "procpool.<random>"
-	digest executable.Digest
+	env    []string          // the pool's environment, for Slurm's commands
+	srun   string            // srun's path
+	alloc  string            // the allocation's job id, or "" outside one
+	nodes  []string          // the allocation's nodes
+	cpus   int               // --cpus-per-task
+	dir    string            // private: the prolog, reports/, shipped/
+	prefix string            // of the job names: "procpool.<random>"
+	digest executable.Digest // of the program to ship
+	exe    string            // the program to ship, as the prolog can read it
 
 	guard   *exec.Cmd // cancels what is left if this program dies
 	guardIn *os.File
@@ -209,6 +210,13 @@ func (l *slurmLauncher) prepare(ctx context.Context, p *Pool) error {
 	if l.ship {
 		if r.digest, err = executable.SHA256(); err != nil {
 			return fmt.Errorf("ship the program: %w", err)
+		}
+		if r.exe, err = executable.Path(); err != nil {
+			return fmt.Errorf("ship the program: %w", err)
+		}
+		if r.exe == "/proc/self/exe" {
+			// What sbcast reads, in the prolog: this very program.
+			r.exe = fmt.Sprintf("/proc/%d/exe", os.Getpid())
 		}
 	}
 	var b [6]byte
@@ -467,7 +475,7 @@ func (l *slurmLauncher) Command(ctx context.Context, spec WorkerSpec) (*exec.Cmd
 	case l.ship && l.program == "":
 		argv = append(argv, "/bin/sh", "-c", slurmNodeScript, "procpool", l.shipDir, r.digest.SHA256)
 		env = append(env,
-			fmt.Sprintf("PROCPOOL_SLURM_SHIP=/proc/%d/exe", os.Getpid()),
+			"PROCPOOL_SLURM_SHIP="+r.exe,
 			"PROCPOOL_SLURM_SHIP_TO="+l.shipDir,
 			"PROCPOOL_SLURM_SHA256="+r.digest.SHA256)
 	case l.program != "":
@@ -633,34 +641,46 @@ func (l *slurmLauncher) decodeExit(e *WorkerExitError, cause endCause) {
 	if node != "" && (e.Host == "" || e.Host == l.String()) {
 		e.Host = node
 	}
-	reason := ""
-	switch m := slurmCancelled.FindAllStringSubmatch(tail, -1); {
-	case m != nil:
+	// A node that failed or was set down: srun says so, and slurmstepd may
+	// add that it cancelled the step DUE TO NODE FAILURE.
+	failed := ""
+	if m := srunNodeFailure.FindStringSubmatch(tail); m != nil {
+		failed = m[1]
+	}
+	var cancelled []string // JOB or STEP, its id, its node, why
+	if m := slurmCancelled.FindAllStringSubmatch(tail, -1); m != nil {
 		last := m[len(m)-1]
-		what := "job " + last[2]
-		if last[1] == "STEP" {
-			what = "job step " + last[2]
-		}
 		due := ""
 		if d := slurmDueTo.FindStringSubmatch(last[4]); d != nil {
 			due = d[1]
 		}
-		switch due {
-		case "":
-			reason = fmt.Sprintf("Slurm cancelled %s on %s (scancel)", what, last[3])
-		case "TIME LIMIT":
-			reason = fmt.Sprintf("Slurm killed %s on %s: it reached its time limit", what, last[3])
-		default:
-			reason = fmt.Sprintf("Slurm cancelled %s on %s because of %s", what, last[3], strings.ToLower(due))
+		cancelled = []string{last[1], last[2], last[3], due}
+		if due == "NODE FAILURE" && failed == "" {
+			failed = last[3]
 		}
-	case srunNodeFailure.MatchString(tail):
-		failed := srunNodeFailure.FindStringSubmatch(tail)[1]
+	}
+	reason := ""
+	switch {
+	case failed != "":
 		reason = fmt.Sprintf("node %s failed or was set down: Slurm ended the job step", failed)
 		if e.Host == "" || e.Host == l.String() {
 			e.Host = failed
 		}
-		if e.ExitCode == 0 {
+		if e.ExitCode == 0 && e.Signal == "" {
 			e.ExitCode = -1 // srun exits 0; the task never exited
+		}
+	case cancelled != nil:
+		what := "job " + cancelled[1]
+		if cancelled[0] == "STEP" {
+			what = "job step " + cancelled[1]
+		}
+		switch cancelled[3] {
+		case "":
+			reason = fmt.Sprintf("Slurm cancelled %s on %s (scancel)", what, cancelled[2])
+		case "TIME LIMIT":
+			reason = fmt.Sprintf("Slurm killed %s on %s: it reached its time limit", what, cancelled[2])
+		default:
+			reason = fmt.Sprintf("Slurm cancelled %s on %s because of %s", what, cancelled[2], strings.ToLower(cancelled[3]))
 		}
 	case slurmExecFailed.MatchString(tail):
 		m := slurmExecFailed.FindStringSubmatch(tail)

@@ -66,6 +66,12 @@ func TestSlurmDecodeExit(t *testing.T) {
 			want:   WorkerExitError{Host: "node3", ExitCode: -1, Reason: "node node3 failed or was set down: Slurm ended the job step"},
 		},
 		{
+			name:   "node down, and the step cancelled for it",
+			stderr: "srun: error: Node failure on node3\nsrun: error: Node failure on node3\nslurmstepd-node3: error: *** STEP 13.0 ON node3 CANCELLED AT 2026-12-01T01:07:06 DUE TO NODE FAILURE, SEE SLURMCTLD LOG FOR DETAILS ***",
+			code:   0,
+			want:   WorkerExitError{Host: "node3", ExitCode: -1, Reason: "node node3 failed or was set down: Slurm ended the job step"},
+		},
+		{
 			name:   "no program",
 			stderr: "slurmstepd-node1: error: execve(): /x/app: No such file or directory\nsrun: error: node1: task 0: Exited with exit code 2",
 			code:   2,
