@@ -413,7 +413,7 @@ func (c *processConn) exit(streamErr error) {
 	c.stderr.Close()
 
 	c.killMu.Lock()
-	e := &WorkerExitError{PID: c.workerPID(), Host: c.spec.group.host(), ExitCode: -1, Reason: c.reason, Stderr: c.fwd.Tail(), Err: c.initErr}
+	e := &WorkerExitError{PID: c.workerPID(), Host: c.spec.group.hostOf(c.procPID), ExitCode: -1, Reason: c.reason, Stderr: c.fwd.Tail(), Err: c.initErr}
 	killed := c.killed
 	c.killMu.Unlock()
 	if sig, ok := c.signaled(); ok {
@@ -432,6 +432,9 @@ func (c *processConn) exit(streamErr error) {
 		cause = endKilled
 	case !c.handshook:
 		cause = endNoHandshake
+	}
+	if pl, ok := c.spec.group.launcher.(placer); ok {
+		pl.workerEnded(c.procPID, e, cause)
 	}
 	if d, ok := c.spec.group.launcher.(exitDecoder); ok {
 		d.decodeExit(e, cause)

@@ -42,8 +42,9 @@
 // A worker needs nothing but its stdin and stdout, so it can run wherever a
 // command reaches with them attached. [Config.Launcher] and [Config.Remote] take
 // Launchers: SSH runs workers through the system's ssh client (and can ship
-// this program to the host), Exec through any command such as srun,
-// kubectl exec -i or docker exec -i. The role marker travels in argv as
+// this program to the host), Slurm as Slurm tasks started with srun (job
+// steps of an allocation, or jobs of their own), Exec through any command
+// such as kubectl exec -i or docker exec -i. The role marker travels in argv as
 // well as in the environment, since those do not forward the environment.
 //
 // # Orphans

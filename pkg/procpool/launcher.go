@@ -118,6 +118,33 @@ type exitDecoder interface {
 	decodeExit(e *WorkerExitError, cause endCause)
 }
 
+// A placer is a launcher that learns where each of its workers runs only
+// once it has started, such as the node a scheduler gave it, and that hears
+// of each worker's end. The pool names a worker by the pid of the launcher's
+// command on this machine.
+type placer interface {
+	// hostOf returns where the worker runs, or "" while the launcher does
+	// not know. It must be quick: the pool's lock may be held.
+	hostOf(cmdPID int) string
+	// workerEnded reports the end of the worker, with its command's own
+	// exit status in e, before decodeExit reads it.
+	workerEnded(cmdPID int, e *WorkerExitError, cause endCause)
+}
+
+// A cpuLauncher gives each worker a number of CPUs, such as a scheduler's
+// allocation: the workers' GOMAXPROCS, unless Config.WorkerGOMAXPROCS sets
+// it.
+type cpuLauncher interface {
+	workerCPUs() int
+}
+
+// A finisher is a launcher with work to do once a pool it prepared has no
+// worker left, such as stopping what prepare started. ctx is the pool's, as
+// prepare had it.
+type finisher interface {
+	finish(ctx context.Context)
+}
+
 // launchGroup is one launcher's share of the pool's worker slots, with the
 // back-off of a launcher whose workers keep failing to start.
 type launchGroup struct {
@@ -139,6 +166,18 @@ func (g *launchGroup) host() string {
 		return ""
 	}
 	return g.launcher.String()
+}
+
+// hostOf says where the worker of the group whose launcher command has
+// cmdPID runs: its launcher's word if it is a placer that knows, else the
+// group's host.
+func (g *launchGroup) hostOf(cmdPID int) string {
+	if pl, ok := g.launcher.(placer); ok {
+		if h := pl.hostOf(cmdPID); h != "" {
+			return h
+		}
+	}
+	return g.host()
 }
 
 // backoff is how long a replacement waits after failures workers of its
@@ -206,20 +245,36 @@ func (p *Pool) workerSpec(slot int) WorkerSpec {
 // workers a launcher started: GOMAXPROCS, or the workers sharing a host.
 func (p *Pool) setupFor(g *launchGroup, s *wire.Setup) {
 	s.Env = p.cfg.Env
-	switch {
+	switch c, isCPU := g.launcher.(cpuLauncher); {
 	case g.local || p.userGOMAXPROCS > 0:
 		s.GOMAXPROCS = p.cfg.WorkerGOMAXPROCS
+	case isCPU:
+		s.GOMAXPROCS = c.workerCPUs()
 	default:
 		s.Share = g.workers
 	}
 }
 
 // prepareLaunchers runs every launcher's preparation at once, and returns the
-// first failure.
+// first failure. A finisher's finish runs once the pool has shut down and
+// its last worker is gone, whether or not its preparation succeeded.
 func (p *Pool) prepareLaunchers(ctx context.Context) error {
 	errs := make(chan error, len(p.groups))
 	n := 0
 	for _, g := range p.groups {
+		if f, ok := g.launcher.(finisher); ok {
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				<-ctx.Done()
+				p.mu.Lock()
+				for len(p.members) > 0 || p.spawning > 0 {
+					p.settled.Wait()
+				}
+				p.mu.Unlock()
+				f.finish(ctx)
+			}()
+		}
 		if pr, ok := g.launcher.(preparer); ok {
 			n++
 			go func() {

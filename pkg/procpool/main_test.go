@@ -45,6 +45,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("PROCPOOL_TEST_ROLE") == "ssh-parent" {
 		os.Exit(runSSHParent())
 	}
+	if os.Getenv("PROCPOOL_TEST_ROLE") == "slurm-parent" {
+		os.Exit(runSlurmParent())
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -69,6 +72,23 @@ func runParent() int {
 func runSSHParent() int {
 	args := strings.Split(os.Getenv("PROCPOOL_TEST_SSH_ARGS"), "\n")
 	p, err := procpool.New(procpool.Config{Remote: []procpool.Launcher{procpool.SSH(sshtest.Dest, 2, procpool.SSHArgs(args...))}})
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("pids", strings.Trim(fmt.Sprint(p.Workers()), "[]"))
+	dir := os.Getenv("PROCPOOL_TEST_HOLD_DIR")
+	_, err = Hold.Map(context.Background(), p, []string{filepath.Join(dir, "0"), filepath.Join(dir, "1")}, procpool.Chunksize(1))
+	fmt.Println("map returned", err)
+	return 0
+}
+
+// runSlurmParent is the "slurm-parent" role of TestMain: a parent process
+// whose pool has two workers on the Slurm cluster that SLURM_CONF names. It
+// prints their pids and blocks in a Map of Hold calls that write to
+// PROCPOOL_TEST_HOLD_DIR.
+func runSlurmParent() int {
+	p, err := procpool.New(procpool.Config{Launcher: procpool.Slurm(2), StartTimeout: time.Minute})
 	if err != nil {
 		fmt.Println("error", err)
 		return 1

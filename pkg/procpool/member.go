@@ -65,8 +65,8 @@ func (m *member) accepting() bool { return m.isReady && !m.gone && !m.stopping &
 func (m *member) idle() bool { return m.accepting() && len(m.held) == 0 }
 
 // host says where the worker runs: "" for the default launcher's workers,
-// else the launcher ("ssh build1").
-func (m *member) host() string { return m.group.host() }
+// else the launcher ("ssh build1"), or the node a scheduler gave it.
+func (m *member) host() string { return m.group.hostOf(m.conn.pid()) }
 
 // The events of m's conn go to the scheduler.
 
