@@ -25,7 +25,7 @@ const Version = 3
 const EnvRole = "PROCPOOL_WORKER"
 
 // ArgRole is the command-line form of the role marker, for launchers that do
-// not forward the environment (SSH, schedulers): "--procpool-worker=2".
+// not forward the environment (SSH, schedulers): "--procpool-worker=3".
 const ArgRole = "--procpool-worker"
 
 // RoleArg returns the command-line role marker for this protocol version.
