@@ -5,7 +5,9 @@ package codec
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -19,6 +21,12 @@ type Codec struct {
 	enc   *msgpack.Encoder
 	rd    bytes.Reader
 	dec   *msgpack.Decoder
+
+	// The type last encoded, and what it needs: a task encodes values of
+	// one type over and over.
+	lastType reflect.Type
+	lastInfo *typeInfo
+	w        walker
 }
 
 // New returns a Codec.
@@ -76,7 +84,23 @@ func Put(c *Codec) {
 // Encode appends the encoding of v to the arena and returns it. The slice
 // stays valid until Reset, even as the arena grows. On error nothing is kept.
 // A panic in v's own encoding code is an error, a *PanicError.
+//
+// A value that contains itself would make msgpack recurse until the stack
+// overflowed, which kills the program, so values of the types that can (see
+// [CheckType]) are walked first: one that contains itself is a *[CycleError],
+// and one that nests deeper than [MaxDepth] a *[DepthError]. Values of other
+// types are not walked.
 func (c *Codec) Encode(v any) ([]byte, error) {
+	if t := reflect.TypeOf(v); t != nil {
+		if t != c.lastType {
+			c.lastType, c.lastInfo = t, infoOf(t)
+		}
+		if c.lastInfo.walk {
+			if err := c.w.walk(reflect.ValueOf(v), c.lastInfo); err != nil {
+				return nil, err
+			}
+		}
+	}
 	start := c.arena.Len()
 	if err := c.encode(v); err != nil {
 		c.arena.Truncate(start)
@@ -108,11 +132,80 @@ func (c *Codec) Discard(n int) { c.arena.Next(n) }
 func (c *Codec) Reset() { c.arena.Reset() }
 
 // Decode decodes b into the value v points to. A panic in v's own decoding
-// code is an error, a *PanicError.
+// code is an error, a *PanicError. An interface msgpack cannot fill, one
+// with methods that was sent a value it decodes as a map or a number, is an
+// *[InterfaceError].
 func (c *Codec) Decode(b []byte, v any) (err error) {
-	defer c.recovered(&err)
+	defer func() {
+		if r := recover(); r != nil {
+			err = interfaceError(r, reflect.TypeOf(v))
+			if err == nil {
+				err = &PanicError{Value: r, Stack: debug.Stack()}
+			}
+			c.init()
+		}
+	}()
 	// The decoder reads c.rd, which buffers nothing of its own: pointing
 	// c.rd at b is enough, and far cheaper than resetting the decoder.
 	c.rd.Reset(b)
 	return c.dec.Decode(v)
+}
+
+// InterfaceError reports a value sent for an interface with methods, such
+// as a field of type Shape, which msgpack decodes through its structure: it
+// decodes the value as a map (or a number, a string…), which is no Shape,
+// since nothing in the data says which concrete type to make.
+type InterfaceError struct {
+	Into   reflect.Type // the type decoded into
+	Iface  reflect.Type // the interface
+	Places []string     // where it lies in Into ("main.Scene.Shapes[i]")
+	Got    string       // the type msgpack made of the value ("map[string]interface {}")
+}
+
+func (e *InterfaceError) Error() string {
+	where := "into interface type " + e.Iface.String()
+	hint := "make the type concrete, or register each concrete type that is sent with msgpack.RegisterExt"
+	if len(e.Places) > 1 || e.Places[0] != e.Into.String() {
+		where = fmt.Sprintf("%s (of interface type %s)", strings.Join(e.Places, " or "), e.Iface)
+		hint = "make the field a concrete type, give " + e.Into.String() + " a DecodeMsgpack method, or register each concrete type that is sent in it with msgpack.RegisterExt"
+	}
+	if e.Iface == errorType {
+		hint = "send the error's text instead"
+	}
+	return fmt.Sprintf("cannot decode %s: msgpack made a %s of the data sent, which is not a %s, as nothing in it says which concrete type to make; %s", where, e.Got, e.Iface, hint)
+}
+
+// interfaceError turns the panic of reflect's Set, when msgpack sets an
+// interface of ptr's element type to a value that does not implement it,
+// into an *InterfaceError; for any other panic it returns nil.
+func interfaceError(r any, ptr reflect.Type) error {
+	// reflect.Value.Set panics with "reflect.Set: value of type X is not
+	// assignable to type Y".
+	msg, ok := r.(string)
+	if !ok || ptr == nil || ptr.Kind() != reflect.Pointer {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(msg, "reflect.Set: value of type ")
+	if !ok {
+		return nil
+	}
+	got, iface, ok := strings.Cut(rest, " is not assignable to type ")
+	if !ok {
+		return nil
+	}
+	into := ptr.Elem()
+	e := &InterfaceError{Into: into, Got: got}
+	for _, p := range interfacePlaces(into) {
+		if p.iface.String() == iface {
+			e.Iface = p.iface
+			e.Places = append(e.Places, p.path)
+		}
+	}
+	if into == errorType && iface == "error" {
+		e.Iface, e.Places = errorType, []string{"error"}
+	}
+	if e.Iface == nil {
+		return nil
+	}
+	return e
 }

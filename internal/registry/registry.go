@@ -37,10 +37,7 @@ var (
 // places, because two binaries that disagree on a name would run the wrong
 // code. signature describes the task's types (see Signature).
 func Register(name string, h Handler, signature string, callerSkip int) {
-	where := "unknown place"
-	if _, file, line, ok := runtime.Caller(callerSkip + 1); ok {
-		where = fmt.Sprintf("%s:%d", file, line)
-	}
+	where := Where(callerSkip + 1)
 	mu.Lock()
 	defer mu.Unlock()
 	if name == "" {
@@ -50,6 +47,29 @@ func Register(name string, h Handler, signature string, callerSkip int) {
 		panic(fmt.Sprintf("procpool: task %q registered twice: at %s and at %s", name, prev.where, where))
 	}
 	entries[name] = entry{handler: h, signature: signature, where: where}
+}
+
+// Where returns the file:line of a caller: 0 is Where's caller, 1 that
+// function's caller, and so on.
+func Where(skip int) string {
+	if _, file, line, ok := runtime.Caller(skip + 1); ok {
+		return fmt.Sprintf("%s:%d", file, line)
+	}
+	return "unknown place"
+}
+
+// CheckTypes checks, once, at registration, that the argument type I and
+// the result type O of a task can cross between processes at all (see
+// [codec.CheckType]), and works out what their values need before
+// encoding.
+func CheckTypes[I, O any]() error {
+	if err := codec.CheckType(reflect.TypeFor[I]()); err != nil {
+		return fmt.Errorf("its argument type %s cannot be sent to a worker: %w", reflect.TypeFor[I](), err)
+	}
+	if err := codec.CheckType(reflect.TypeFor[O]()); err != nil {
+		return fmt.Errorf("its result type %s cannot come back from a worker: %w", reflect.TypeFor[O](), err)
+	}
+	return nil
 }
 
 // Lookup returns the handler of a task.

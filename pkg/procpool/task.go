@@ -39,7 +39,22 @@ type Task[I, O any] struct {
 // task can budget its work. An error fn returns reaches the caller as a
 // [RemoteError] that matches the well-known errors fn's error matched (see
 // [RegisterError]).
+//
+// Register also panics if I or O holds, in a field msgpack encodes, what can
+// never cross between processes: a channel, a func, an unsafe.Pointer, a
+// uintptr or a complex number, or a struct that embeds itself, over which
+// msgpack would recurse forever. The message names the field; a field tagged
+// `msgpack:"-"` is left out, and a type with msgpack methods of its own
+// ([msgpack.CustomEncoder] and [msgpack.CustomDecoder], say) is taken on
+// trust. What else crosses, and how, is in the README's "What crosses between
+// processes".
+//
+// [msgpack.CustomEncoder]: https://pkg.go.dev/github.com/vmihailenco/msgpack/v5#CustomEncoder
+// [msgpack.CustomDecoder]: https://pkg.go.dev/github.com/vmihailenco/msgpack/v5#CustomDecoder
 func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Task[I, O] {
+	if err := registry.CheckTypes[I, O](); err != nil {
+		panic(fmt.Sprintf("procpool: task %q registered at %s cannot run in a worker: %v", name, registry.Where(1), err))
+	}
 	registry.Register(name, registry.Func(fn), registry.Signature[I, O](name), 1)
 	return &Task[I, O]{name: name}
 }

@@ -74,9 +74,11 @@ var (
 	})
 	WorkerRejects = procpool.Register("test.worker-rejects", func(_ context.Context, v workerRejects) (int, error) { return v.V, nil })
 	ParentRejects = procpool.Register("test.parent-rejects", func(_ context.Context, v int) (parentRejects, error) { return parentRejects{v}, nil })
-	Unencodable   = procpool.Register("test.unencodable", func(_ context.Context, v int) (unencodable, error) { return unencodable{}, nil })
-	TakesChan     = procpool.Register("test.takes-chan", func(_ context.Context, v unencodable) (int, error) { return 0, nil })
-	TakesAny      = procpool.Register("test.takes-any", func(_ context.Context, v any) (int, error) { return 0, nil })
+	// Register refuses a type holding a channel, so these two send theirs
+	// in an any, where only the value can tell.
+	Unencodable = procpool.Register("test.unencodable", func(_ context.Context, v int) (any, error) { return unencodable{}, nil })
+	TakesChan   = procpool.Register("test.takes-chan", func(_ context.Context, v any) (int, error) { return 0, nil })
+	TakesAny    = procpool.Register("test.takes-any", func(_ context.Context, v any) (int, error) { return 0, nil })
 	// CrashOnce dies the first time it sees a path, and succeeds after.
 	CrashOnce = procpool.Register("test.crash-once", func(_ context.Context, path string) (string, error) {
 		if f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
