@@ -64,7 +64,10 @@ func (b Backend) String() string {
 
 // local is the state of a goroutine worker, the Goroutines backend's
 
-// Config configures a Pool. The zero value is ready to use.
+// Config configures a Pool. The zero value is ready to use: a zero field
+// means its default. New rejects a negative number in any field with a
+// *[ConfigError], as it does an OnCrash or Backend that is none of the
+// defined values.
 type Config struct {
 	// Workers is the number of workers Launcher starts, if it does not say:
 	// by default, worker processes on this machine. 0 means one per CPU
@@ -119,8 +122,11 @@ type Config struct {
 	StopTimeout time.Duration
 
 	// Command is the command line of a worker started by the default
-	// launcher. Default: this executable. The program it runs must call
-	// procpool.Main; it gets the role marker as one more argument.
+	// launcher. Default: this executable, whose workers show in ps as
+	// "<program> [procpool worker N]" (argv[0]; the file run is
+	// /proc/self/exe). The program Command runs must call procpool.Main;
+	// it gets the role marker as one more argument, and its argv[0] is
+	// left as given.
 	Command []string
 
 	// Env is added to the environment each worker inherits.
@@ -205,4 +211,45 @@ func (c Config) withDefaults() Config {
 		c.StopTimeout = 5 * time.Second
 	}
 	return c
+}
+
+// validate rejects what no default can stand for: a negative count, size or
+// duration, or a policy or backend that is none of the defined ones. Zero
+// always means the default.
+func (c *Config) validate() error {
+	if c.OnCrash != Break && c.OnCrash != Respawn {
+		return &ConfigError{Field: "OnCrash", Value: c.OnCrash, Reason: "not a CrashPolicy: use Break or Respawn"}
+	}
+	if c.Backend != Processes && c.Backend != Goroutines {
+		return &ConfigError{Field: "Backend", Value: c.Backend, Reason: "not a Backend: use Processes or Goroutines"}
+	}
+	for i, l := range c.Remote {
+		if l == nil {
+			return &ConfigError{Field: fmt.Sprintf("Remote[%d]", i), Value: l, Reason: "a nil Launcher"}
+		}
+	}
+	for _, f := range []struct {
+		field    string
+		negative bool
+		value    any
+	}{
+		{"Workers", c.Workers < 0, c.Workers},
+		{"MaxFrameSize", c.MaxFrameSize < 0, c.MaxFrameSize},
+		{"MaxChunkBytes", c.MaxChunkBytes < 0, c.MaxChunkBytes},
+		{"Prefetch", c.Prefetch < 0, c.Prefetch},
+		{"WorkerGOMAXPROCS", c.WorkerGOMAXPROCS < 0, c.WorkerGOMAXPROCS},
+		{"StartTimeout", c.StartTimeout < 0, c.StartTimeout},
+		{"StopTimeout", c.StopTimeout < 0, c.StopTimeout},
+		{"Retries", c.Retries < 0, c.Retries},
+		{"MaxConsecutiveDeaths", c.MaxConsecutiveDeaths < 0, c.MaxConsecutiveDeaths},
+		{"MaxTasksPerWorker", c.MaxTasksPerWorker < 0, c.MaxTasksPerWorker},
+		{"MaxMemoryPerWorker", c.MaxMemoryPerWorker < 0, c.MaxMemoryPerWorker},
+		{"TaskTimeout", c.TaskTimeout < 0, c.TaskTimeout},
+		{"KillGrace", c.KillGrace < 0, c.KillGrace},
+	} {
+		if f.negative {
+			return &ConfigError{Field: f.field, Value: f.value, Reason: "must not be negative"}
+		}
+	}
+	return nil
 }

@@ -28,6 +28,14 @@ func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause) (respawn bo
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.settled.Broadcast()
+	defer func() {
+		// From here to the replacement's start, Stats shows the slot as
+		// respawning, with the worker that ended counted.
+		if respawn {
+			p.vacant[m.slot] = true
+			p.restarts[m.slot]++
+		}
+	}()
 	p.members = slices.DeleteFunc(p.members, func(o *member) bool { return o == m })
 	m.gone = true
 	p.withdraw(m)
@@ -188,11 +196,11 @@ func (p *Pool) requeuePieces(b *batch, idx []int, tries int) {
 func (p *Pool) respawn(slot int) {
 	p.mu.Lock()
 	if p.state != open && p.state != closing {
+		p.vacant[slot] = false
 		p.mu.Unlock()
 		return
 	}
 	p.spawning++
-	p.restarts[slot]++
 	g := p.groupOf(slot)
 	failures := g.failures
 	p.mu.Unlock()
@@ -219,6 +227,9 @@ func (p *Pool) respawn(slot int) {
 	defer p.mu.Unlock()
 	p.spawning--
 	p.settled.Broadcast()
+	if m == nil {
+		p.vacant[slot] = false // none was started; one that was cleared it
+	}
 	switch {
 	case !ok:
 	case err != nil:

@@ -27,6 +27,17 @@
 // corrupt them; what it prints reaches the pool's logger, tagged with the
 // worker's pid.
 //
+// # What runs where
+//
+// A worker runs the program up to procpool.Main and nothing after it. So a
+// global that main sets after procpool.Main, from a flag say, is its zero
+// value in every worker: give tasks what they need in their argument, or
+// set it up in each worker with [Config.Initializer]. Whatever runs before
+// procpool.Main (package initialization, init functions, statements above
+// it in main) runs again in every worker. And flag.Parse belongs after
+// procpool.Main: a worker's only argument is the role marker, which the
+// program's flags do not define.
+//
 // # Failures
 //
 // A task's returned error or panic comes back as a *[RemoteError] and the

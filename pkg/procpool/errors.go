@@ -47,7 +47,57 @@ var (
 	// ErrFrameTooLarge is matched by the error of a call whose argument or
 	// result does not fit in a frame ([Config.MaxFrameSize]).
 	ErrFrameTooLarge = wire.ErrFrameTooLarge
+
+	// ErrConfig is matched by New's error when the [Config] is invalid. The
+	// error is a *[ConfigError], which names the field.
+	ErrConfig = errors.New("procpool: invalid Config")
+
+	// ErrNoPool is matched by the error of every method used on a Pool
+	// that New did not make: a zero Pool{} or a nil *Pool. Methods that
+	// return no error ([Pool.Stats], [Pool.Workers]) panic with an error
+	// that matches it.
+	ErrNoPool = errors.New("procpool: Pool not made by procpool.New: a zero Pool{} or a nil *Pool has no workers")
 )
+
+// ElementError is the error of one element of a [Task.Map], [Task.Imap] or
+// [Task.ImapUnordered]: which element of the input failed, and how. Err is
+// what a [Task.Submit] of that element would have failed with, such as a
+// *[RemoteError] or a *[CodecError]; errors.Is and errors.As see through
+// to it.
+//
+//	for v, err := range task.ImapUnordered(ctx, p, inputs) {
+//		var ee *procpool.ElementError
+//		if errors.As(err, &ee) {
+//			log.Printf("input %d failed: %v", ee.Index, ee.Err)
+//		}
+//	}
+//
+// An error that belongs to no element, such as the context's, is not an
+// ElementError.
+type ElementError struct {
+	Index int   // the element's position in the input, from 0
+	Err   error // what went wrong with it
+}
+
+func (e *ElementError) Error() string { return fmt.Sprintf("map element %d: %v", e.Index, e.Err) }
+
+func (e *ElementError) Unwrap() error { return e.Err }
+
+// ConfigError is New's error for an invalid [Config]: a negative count,
+// size or duration, or a [CrashPolicy] or [Backend] that is none of the
+// defined ones. It matches [ErrConfig].
+type ConfigError struct {
+	Field  string // the field of Config, such as "Workers" or "Remote[1]"
+	Value  any    // the value it had
+	Reason string // what is wrong with it
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("procpool: invalid Config.%s %v: %s", e.Field, e.Value, e.Reason)
+}
+
+// Is reports whether target is [ErrConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
 
 // RemoteError is a task's own failure: the error it returned, or a panic,
 // recovered in the worker. The worker lives on.

@@ -75,7 +75,7 @@ func ExampleTask_Imap() {
 	// Output:
 	// 1
 	// 22
-	// error: procpool: task "example.atoi": strconv.Atoi: parsing "x": invalid syntax
+	// error: map element 2: procpool: task "example.atoi": strconv.Atoi: parsing "x": invalid syntax
 	// 333
 }
 

@@ -8,8 +8,13 @@ import (
 	"github.com/procpool/procpool/internal/codec"
 )
 
-// Window sets how many chunks Imap and ImapUnordered keep in flight; the
-// default is two per worker. It bounds the memory of an endless input.
+// Window sets how many chunks Imap and ImapUnordered keep in flight: queued
+// or held by a worker, or finished and not yet yielded. The default is two
+// per worker. It bounds the memory of an endless input, and how far ahead of
+// the loop's body the input is read.
+//
+// Map ignores Window: its input is in memory already, and it queues every
+// chunk at once, so that no worker waits for the caller.
 func Window(n int) MapOption { return func(o *mapOptions) { o.window = n } }
 
 // Imap calls the task once per element of in, reading in lazily, and yields
@@ -17,8 +22,10 @@ func Window(n int) MapOption { return func(o *mapOptions) { o.window = n } }
 // in flight (see Window), so an endless input runs in constant memory. A
 // failed call yields its error and iteration goes on. Breaking out of the
 // loop, or the end of ctx, cancels the chunks still in flight as the end of
-// Map's context does (see [Task.Map]); if ctx ends, Imap yields ctx.Err()
-// once and stops. The tasks' contexts carry ctx's deadline, if it has one. If the pool stops taking work (it broke, or was closed),
+// Map's context does (see [Task.Map]). The error of an element is an
+// *[ElementError], which holds its index in the input. If ctx ends, Imap
+// yields ctx.Err() once and stops. The tasks' contexts carry ctx's deadline,
+// if it has one. If the pool stops taking work (it broke, or was closed),
 // Imap yields what is in flight, then that error for the elements it had
 // read, and stops.
 //
@@ -29,7 +36,8 @@ func (t *Task[I, O]) Imap(ctx context.Context, p *Pool, in iter.Seq[I], opts ...
 	return t.imap(ctx, p, in, true, opts)
 }
 
-// ImapUnordered is Imap yielding results in the order they complete.
+// ImapUnordered is Imap yielding results in the order they complete. An
+// element's error, an *[ElementError], says which input it came from.
 func (t *Task[I, O]) ImapUnordered(ctx context.Context, p *Pool, in iter.Seq[I], opts ...MapOption) iter.Seq2[O, error] {
 	return t.imap(ctx, p, in, false, opts)
 }
@@ -40,12 +48,20 @@ type flight struct {
 	errs []error // per element: its encoding error, or nil for a call in b
 	done chan struct{}
 	sent time.Time
+
+	first int // the index in the input of its first element
 }
 
 func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered bool, opts []MapOption) iter.Seq2[O, error] {
 	var o mapOptions
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if err := p.usable(); err != nil {
+		return func(yield func(O, error) bool) {
+			var zero O
+			yield(zero, err)
+		}
 	}
 	window := o.window
 	if window <= 0 {
@@ -64,10 +80,10 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 				}
 			}
 		}()
-		exhausted := false
+		exhausted, read := false, 0
 		for {
 			for len(inflight) < window && !exhausted {
-				f, refused := t.launch(ctx, p, next, size.size, completed, ordered)
+				f, refused := t.launch(ctx, p, next, read, size.size, completed, ordered)
 				if f == nil || refused {
 					// The input is done, or the pool takes no more work:
 					// what is in flight is still yielded, then iteration ends.
@@ -75,6 +91,7 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 				}
 				if f != nil {
 					inflight = append(inflight, f)
+					read += len(f.errs)
 				}
 			}
 			if len(inflight) == 0 {
@@ -111,10 +128,11 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 	}
 }
 
-// launch reads up to n elements, encodes them and queues them as one chunk.
-// It returns nil when the input is exhausted. If the pool refuses the chunk
-// (it is broken or closed), every element read fails with the refusal.
-func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool), n int, completed chan *flight, ordered bool) (f *flight, refused bool) {
+// launch reads up to n elements, from element first of the input on,
+// encodes them and queues them as one chunk. It returns nil when the input
+// is exhausted. If the pool refuses the chunk (it is broken or closed),
+// every element read fails with the refusal.
+func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool), first, n int, completed chan *flight, ordered bool) (f *flight, refused bool) {
 	c := codec.Get()
 	defer codec.Put(c)
 	e := argEncoder{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
@@ -132,7 +150,7 @@ func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool),
 	if len(errs) == 0 {
 		return nil, false
 	}
-	f = &flight{errs: errs, done: make(chan struct{}), sent: time.Now()}
+	f = &flight{first: first, errs: errs, done: make(chan struct{}), sent: time.Now()}
 	finish := func() {
 		close(f.done)
 		if !ordered {
@@ -163,11 +181,14 @@ func (t *Task[I, O]) yieldFlight(f *flight, yield func(O, error) bool) bool {
 	c := codec.Get()
 	defer codec.Put(c)
 	k := 0
-	for _, err := range f.errs {
+	for i, err := range f.errs {
 		var v O
 		if err == nil {
 			err = decodeOutcome(c, t.name, &f.b.out[k], &v)
 			k++
+		}
+		if err != nil {
+			err = &ElementError{Index: f.first + i, Err: err}
 		}
 		if !yield(v, err) {
 			return false

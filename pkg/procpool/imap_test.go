@@ -40,7 +40,7 @@ func TestImap(t *testing.T) {
 		got = append(got, v)
 	}
 	assert.Equal(t, []int{0, 4, 16, 36}, got)
-	assert.Equal(t, []string{`procpool: task "test.even": 1 is odd`, `procpool: task "test.even": 3 is odd`, `procpool: task "test.even": 5 is odd`}, errs,
+	assert.Equal(t, []string{`map element 1: procpool: task "test.even": 1 is odd`, `map element 3: procpool: task "test.even": 3 is odd`, `map element 5: procpool: task "test.even": 5 is odd`}, errs,
 		"a failed call yields its error and iteration goes on")
 
 	var codecErr []int

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,8 @@ type WorkerSpec struct {
 }
 
 // localLauncher starts this executable, or [Config.Command], on this machine.
+// A worker of this executable is named in ps for what it is (see
+// workerArgv0); a Command keeps its own argv[0].
 type localLauncher struct {
 	command []string // nil: this executable
 	workers int
@@ -71,8 +74,26 @@ func (l *localLauncher) Command(_ context.Context, spec WorkerSpec) (*exec.Cmd, 
 	if cmd.Err != nil {
 		return nil, cmd.Err // a bare name not found in PATH
 	}
+	if len(l.command) == 0 {
+		cmd.Args[0] = workerArgv0(spec.Index)
+	}
 	cmd.Env = spec.Env
 	return cmd, nil
+}
+
+// workerArgv0 is the argv[0] of a worker of this executable: this program's
+// name and the worker's role, so that ps shows
+//
+//	myserver [procpool worker 3] --procpool-worker=2
+//
+// rather than /proc/self/exe, which the worker is started from. The worker
+// reads its role from its other arguments, never from argv[0].
+func workerArgv0(index int) string {
+	prog := "procpool"
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		prog = filepath.Base(os.Args[0])
+	}
+	return fmt.Sprintf("%s [procpool worker %d]", prog, index)
 }
 
 // Exec returns a Launcher that starts each of its workers with the command

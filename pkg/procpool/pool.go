@@ -19,7 +19,8 @@ import (
 )
 
 // Pool runs registered tasks in worker processes. Its methods are safe for
-// concurrent use.
+// concurrent use. Make one with [New]: a zero Pool has no workers, and its
+// methods fail with [ErrNoPool].
 type Pool struct {
 	cfg        Config
 	log        hclog.Logger
@@ -47,6 +48,10 @@ type Pool struct {
 	restarts []int // per worker slot
 	counts   counts
 
+	// vacant is per worker slot: its worker ended and its replacement is
+	// not yet a member. Guarded by mu.
+	vacant []bool
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -72,6 +77,9 @@ const (
 func New(cfg Config) (*Pool, error) {
 	if worker.IsWorker() {
 		return nil, ErrInWorker
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Initializer.err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInitFailed, cfg.Initializer.err)
@@ -103,6 +111,7 @@ func New(cfg Config) (*Pool, error) {
 		log:            cfg.Logger,
 		executable:     exe,
 		restarts:       make([]int, cfg.Workers),
+		vacant:         make([]bool, cfg.Workers),
 		ctx:            ctx,
 		stop:           stop,
 		userGOMAXPROCS: userCfg.WorkerGOMAXPROCS,
@@ -189,7 +198,24 @@ func (p *Pool) startWorker(slot int) (*member, error) {
 func (p *Pool) adopt(m *member) {
 	p.mu.Lock()
 	p.members = append(p.members, m)
+	p.vacant[m.slot] = false
 	p.mu.Unlock()
+}
+
+// usable reports ErrNoPool for a Pool that New did not make.
+func (p *Pool) usable() error {
+	if p == nil || p.settled == nil {
+		return ErrNoPool
+	}
+	return nil
+}
+
+// mustBeUsable panics with an error matching ErrNoPool for a Pool that New
+// did not make, in the methods that have no error to return.
+func (p *Pool) mustBeUsable(method string) {
+	if err := p.usable(); err != nil {
+		panic(fmt.Errorf("Pool.%s: %w", method, err))
+	}
 }
 
 // workerEnv is the environment of a worker: ours, with the role marker,
@@ -207,6 +233,7 @@ func workerEnv(cfg Config) []string {
 // Workers returns the process ids of the live workers, each on the machine
 // it runs on (see Stats for which machine that is).
 func (p *Pool) Workers() []int {
+	p.mustBeUsable("Workers")
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pids := make([]int, 0, len(p.members))
@@ -219,8 +246,12 @@ func (p *Pool) Workers() []int {
 
 // Close stops accepting work (a later Submit fails with [ErrClosed]), waits for
 // every submitted task to finish, then stops the workers and waits for them to
-// exit. It is safe to call more than once and together with Terminate.
+// exit. It is safe to call more than once and together with Terminate and
+// Shutdown. To bound the wait, use [Pool.Shutdown].
 func (p *Pool) Close() error {
+	if err := p.usable(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	if p.state == open || p.state == starting {
 		p.state = closing
@@ -241,8 +272,12 @@ func (p *Pool) Close() error {
 }
 
 // Terminate kills the workers at once. Every unfinished task fails with
-// ErrClosed. It is safe to call more than once and together with Close.
+// [ErrClosed]. It is safe to call more than once and together with Close and
+// Shutdown.
 func (p *Pool) Terminate() error {
+	if err := p.usable(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	if p.state != terminated {
 		p.state = terminated
@@ -254,6 +289,42 @@ func (p *Pool) Terminate() error {
 	}
 	p.mu.Unlock()
 	return p.shutdown()
+}
+
+// Shutdown is Close with a deadline: it stops accepting work and waits for
+// every submitted task to finish and the workers to exit, until ctx ends.
+// If ctx ends first, Shutdown does what [Pool.Terminate] does to what is left:
+// it kills the workers, fails every unfinished task with [ErrClosed], waits
+// for the workers to be gone and returns ctx.Err(). Otherwise it returns what
+// Close returns. It is the shape of net/http's Server.Shutdown, and of
+// Python's Executor.shutdown(cancel_futures=True) with a time limit.
+//
+//	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+//	defer cancel()
+//	if err := p.Shutdown(ctx); err != nil {
+//		log.Printf("pool shutdown: %v", err) // context.DeadlineExceeded: calls were cut short
+//	}
+//
+// It is safe to call more than once and together with Close and Terminate.
+func (p *Pool) Shutdown(ctx context.Context) error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-closed: // both at once: Close won
+		return err
+	default:
+	}
+	p.Terminate()
+	<-closed // Close returns once Terminate has failed what it waited for
+	return ctx.Err()
 }
 
 // shutdown waits for every worker to be gone and every goroutine to end.

@@ -85,6 +85,14 @@ func (t *Task[I, O]) Bind(in I) Call {
 // or a pool that takes no more work, fails the future at once.
 func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 	f := &Future[O]{pool: p, task: t.name, ch: make(chan struct{})}
+	if err := p.usable(); err != nil {
+		f.pool = nil
+		f.b = newBatch(t.name, [][]byte{nil}, nil)
+		f.b.out[0].err = err
+		f.b.state = finished
+		close(f.ch)
+		return f
+	}
 	c := codec.Get()
 	e := argEncoder{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
 	err := e.add(in)
@@ -161,7 +169,13 @@ func decodeOutcome[O any](c *codec.Codec, task string, o *outcome, v *O) error {
 	return nil
 }
 
-// MapOption configures one Map call.
+// MapOption configures one call of [Task.Map], [Task.Imap] or
+// [Task.ImapUnordered]. Each option says what it does for each of them; a
+// call that an option does not apply to ignores it.
+//
+//	option     Map              Imap, ImapUnordered
+//	Chunksize  calls per chunk  calls per chunk, fixed rather than adapted
+//	Window     ignored          chunks in flight at once
 type MapOption func(*mapOptions)
 
 type mapOptions struct {
@@ -169,21 +183,24 @@ type mapOptions struct {
 	window    int
 }
 
-// Chunksize sets the number of calls sent to a worker at once. The default is
-// len(in) / (4 × workers), rounded up, like multiprocessing.Pool.map; a
+// Chunksize sets the number of calls sent to a worker at once. For Map the
+// default is len(in) / (4 × workers), rounded up, like
+// multiprocessing.Pool.map. For Imap and ImapUnordered it fixes the size of
+// every chunk, which otherwise adapts to how long chunks take. Either way a
 // chunk is also cut short when its encoded arguments reach
-// Config.MaxChunkBytes.
+// [Config.MaxChunkBytes].
 func Chunksize(n int) MapOption { return func(o *mapOptions) { o.chunksize = n } }
 
 // Map calls the task once per element of in, in chunks spread over the
 // workers, and returns the results in input order. If any call fails, Map
 // returns the error of the first failed element in input order, once every
-// chunk has ended. If ctx ends first, Map returns ctx.Err() at once, and no
-// call of it starts afterwards: the chunks queued are dropped, the workers
-// holding the others skip their calls not started and have the context of
-// the one they run cancelled; a worker whose call has not returned
-// [Config.KillGrace] later is killed and replaced, as for [Future.Cancel].
-// The tasks' contexts carry ctx's deadline, if it has one.
+// chunk has ended: an *[ElementError] that says which element it was. If
+// ctx ends first, Map returns ctx.Err() at once, and no call of it starts
+// afterwards: the chunks queued are dropped, the workers holding the others
+// skip their calls not started and have the context of the one they run
+// cancelled; a worker whose call has not returned [Config.KillGrace] later
+// is killed and replaced, as for [Future.Cancel]. The tasks' contexts carry
+// ctx's deadline, if it has one.
 //
 // Map encodes and queues chunk by chunk, so the workers start on the first
 // while the rest are encoded, and decodes each chunk's results as it comes
@@ -192,6 +209,9 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	var o mapOptions
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if err := p.usable(); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -224,7 +244,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	for i := range in {
 		if err := e.add(in[i]); err != nil {
 			p.cancel(batches...)
-			return nil, fmt.Errorf("map element %d: %w", i, err)
+			return nil, &ElementError{Index: i, Err: err}
 		}
 		n := e.size(e.count()-1) + 5
 		if i > start && (i-start == size || bytes+n > p.cfg.MaxChunkBytes) {
@@ -263,7 +283,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 		}
 	}
 	if firstErr != nil {
-		return nil, fmt.Errorf("map element %d: %w", firstAt, firstErr)
+		return nil, &ElementError{Index: firstAt, Err: firstErr}
 	}
 	return out, nil
 }
