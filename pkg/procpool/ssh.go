@@ -172,16 +172,17 @@ kill -9 "-$w" 2>/dev/null
 exit "$s"`
 
 func (l *sshLauncher) Command(ctx context.Context, spec WorkerSpec) (*exec.Cmd, error) {
-	program := l.remoteProgram()
-	if l.ship && l.program == "" {
+	program := l.program
+	if l.ship && program == "" {
 		// Only a copy that passed the check: wait for the check (or the
 		// upload) if none has passed since the pool started, or since a
 		// worker found the copy gone (a cleaner of ~/.cache, say).
-		p, err := l.shipOnce(ctx)
-		if err != nil {
+		var err error
+		if program, err = l.shipOnce(ctx); err != nil {
 			return nil, err
 		}
-		program = p
+	} else {
+		program = l.remoteProgram()
 	}
 	return l.command(context.Background(), workerScript, append([]string{program}, spec.Args...)...), nil
 }
@@ -197,7 +198,7 @@ func (l *sshLauncher) remoteProgram() string {
 		if p := l.shipped.Load(); p != nil {
 			return *p
 		}
-		d, _ := executable.SHA256() // prepare has computed it
+		d, _ := executable.SHA256() // hashed once, before the first check
 		return strings.TrimSuffix(l.cacheDir, "/") + "/" + d.SHA256
 	}
 	return selfPath()

@@ -24,6 +24,11 @@ import (
 // host is this machine, so the tests prepare the cache folder with the os
 // package, as its owner (or root) on the host would.
 
+// shipStartTimeout is the pools' Config.StartTimeout: what these tests check
+// does not depend on how fast workers start, and a loaded machine can take
+// more than the default 10s to connect and start one.
+const shipStartTimeout = time.Minute
+
 // programDigest is this program's SHA-256 and size: the name and size of
 // its copy in a cache.
 func programDigest(t *testing.T) executable.Digest {
@@ -47,7 +52,7 @@ func shellWord(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`
 func requireShipRefused(t *testing.T, srv *sshtest.Server, l procpool.Launcher, want ...string) error {
 	t.Helper()
 	logs := &syncBuffer{}
-	p, err := procpool.New(procpool.Config{Remote: []procpool.Launcher{l}, Logger: debugLogger(logs)})
+	p, err := procpool.New(procpool.Config{Remote: []procpool.Launcher{l}, Logger: debugLogger(logs), StartTimeout: shipStartTimeout})
 	if p != nil {
 		p.Terminate()
 	}
@@ -68,7 +73,7 @@ func requireShipRefused(t *testing.T, srv *sshtest.Server, l procpool.Launcher, 
 // its log.
 func shipPool(t *testing.T, srv *sshtest.Server, cache string) (*procpool.Pool, *syncBuffer) {
 	t.Helper()
-	return newSSHPool(t, srv, procpool.Config{Remote: []procpool.Launcher{sshTo(srv, 2, procpool.ShipBinary(cache))}})
+	return newSSHPool(t, srv, procpool.Config{Remote: []procpool.Launcher{sshTo(srv, 2, procpool.ShipBinary(cache))}, StartTimeout: shipStartTimeout})
 }
 
 // requireRunsCopy checks that the pool's workers run the copy at path and
@@ -163,7 +168,7 @@ func TestSSHShipPlantedProgram(t *testing.T) {
 			assert.Equal(t, os.FileMode(0o755), fileMode(t, planted))
 
 			require.NoError(t, os.Remove(planted))
-			p, err := procpool.New(procpool.Config{Remote: []procpool.Launcher{l}, Logger: nullLogger()})
+			p, err := procpool.New(procpool.Config{Remote: []procpool.Launcher{l}, Logger: nullLogger(), StartTimeout: shipStartTimeout})
 			require.NoError(t, err)
 			defer p.Terminate()
 			requireRunsCopy(t, srv, p, planted)
@@ -276,7 +281,11 @@ func TestSSHShipUnsafeCache(t *testing.T) {
 // and returns the copy's path.
 func shipInto(t *testing.T, srv *sshtest.Server, cache string) string {
 	t.Helper()
-	p, err := procpool.New(procpool.Config{Remote: []procpool.Launcher{sshTo(srv, 1, procpool.ShipBinary(cache))}, Logger: nullLogger()})
+	p, err := procpool.New(procpool.Config{
+		Remote:       []procpool.Launcher{sshTo(srv, 1, procpool.ShipBinary(cache))},
+		Logger:       nullLogger(),
+		StartTimeout: shipStartTimeout,
+	})
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
 	assertNoRemoteWorkers(t, srv)
@@ -339,8 +348,9 @@ func TestSSHShipRecheckAfterCacheLoss(t *testing.T) {
 	srv := startSSHD(t)
 	cache := filepath.Join(t.TempDir(), "cache")
 	p, logs := newSSHPool(t, srv, procpool.Config{
-		Remote:  []procpool.Launcher{sshTo(srv, 1, procpool.ShipBinary(cache))},
-		OnCrash: procpool.Respawn,
+		Remote:       []procpool.Launcher{sshTo(srv, 1, procpool.ShipBinary(cache))},
+		OnCrash:      procpool.Respawn,
+		StartTimeout: shipStartTimeout,
 	})
 	require.Equal(t, 1, strings.Count(logs.String(), "shipped the program"))
 
