@@ -254,7 +254,8 @@ func (p *Pool) exemptIfBloated(m *member, rss int64) {
 // is over [Config.MaxMemoryPerWorker].
 func (p *Pool) checkMemory(m *member, rss int64) {
 	if limit := p.cfg.MaxMemoryPerWorker; limit > 0 && rss > limit && !m.memExempt && !m.retiring {
-		p.retire(m, "resident memory over MaxMemoryPerWorker", "rss", rss, "limit", limit)
+		m.log.Info("retiring worker: resident memory over MaxMemoryPerWorker", "rss", rss, "limit", limit)
+		p.retire(m)
 	}
 }
 

@@ -88,7 +88,8 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 	m.held = append(m.held, b)
 	m.assigned += len(b.args)
 	if max := p.cfg.MaxTasksPerWorker; max > 0 && m.assigned >= max {
-		p.retire(m, "MaxTasksPerWorker", "tasks", m.assigned)
+		p.retire(m)
+		m.log.Debug("retiring worker", "reason", "MaxTasksPerWorker", "tasks", m.assigned)
 	}
 	m.conn.post(b)
 	p.holdChanged(m, len(m.held)-1, b)
@@ -98,10 +99,9 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 }
 
 // retire makes m take no more work; it stops once it holds none.
-func (p *Pool) retire(m *member, reason string, args ...any) {
+func (p *Pool) retire(m *member) {
 	m.retiring = true
 	p.withdraw(m)
-	m.log.Debug("retiring worker", append([]any{"reason", reason}, args...)...)
 }
 
 // deliver records a result from m. A result that does not match what m
