@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sys/unix"
 )
 
 // envCell, in the environment of a child of the demo, is the cellSpec of
@@ -249,7 +248,7 @@ func runProgram(ctx context.Context, s Scenario, pol Policy, o Options, exp Expe
 	default:
 		r.Program = &Program{PID: cmd.Process.Pid, ExitCode: cmd.ProcessState.ExitCode(), Stderr: words.headline()}
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.Program.Signal = unix.SignalName(ws.Signal())
+			r.Program.Signal = signalName(ws.Signal())
 		}
 		r.Outcome = KindDied(r.Program.How())
 		if badReport != nil {
