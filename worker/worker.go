@@ -18,8 +18,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/procpool/procpool/internal/executable"
 	"github.com/procpool/procpool/internal/registry"
 	"github.com/procpool/procpool/internal/wire"
@@ -77,7 +75,9 @@ func Serve() {
 	// Lead a process group, so that whoever started this process can kill
 	// the children its tasks start along with it. The pool's own launcher
 	// has done this already; a remote shell has not.
-	_ = unix.Setpgid(0, 0)
+	leadProcessGroup()
+	// Die with the parent where no Pdeathsig does it.
+	watchParent()
 	s := &server{
 		stream: wire.NewStream(in, out, wire.DefaultMaxFrame),
 		runs:   make(chan *wire.Run, 64),
@@ -87,39 +87,6 @@ func Serve() {
 		exit(ExitProtocol)
 	}
 	exit(0)
-}
-
-// protectStreams moves the protocol off fds 0 and 1 onto close-on-exec
-// copies, then points fd 0 at /dev/null and fd 1 at stderr. After it, a task
-// that prints, reads stdin or starts a child cannot touch the protocol.
-func protectStreams() (in, out *os.File, err error) {
-	inFD, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 3)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dup stdin: %w", err)
-	}
-	outFD, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
-	if err != nil {
-		return nil, nil, fmt.Errorf("dup stdout: %w", err)
-	}
-	null, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open %s: %w", os.DevNull, err)
-	}
-	defer unix.Close(null)
-	if err := unix.Dup2(null, 0); err != nil {
-		return nil, nil, fmt.Errorf("redirect stdin: %w", err)
-	}
-	if err := unix.Dup2(2, 1); err != nil {
-		return nil, nil, fmt.Errorf("redirect stdout: %w", err)
-	}
-	// Non-blocking descriptors go through the runtime poller instead of
-	// tying up an OS thread each.
-	for _, fd := range []int{inFD, outFD} {
-		if err := unix.SetNonblock(fd, true); err != nil {
-			return nil, nil, fmt.Errorf("set non-blocking: %w", err)
-		}
-	}
-	return os.NewFile(uintptr(inFD), "procpool-in"), os.NewFile(uintptr(outFD), "procpool-out"), nil
 }
 
 // server is a worker process's side of the protocol: a reader goroutine

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -157,24 +156,6 @@ func startOnce() (time.Duration, int64, error) {
 		err = serr
 	}
 	return took, peakRSS(c.cmd.ProcessState), err
-}
-
-// peakRSS returns the peak resident memory of a process that has ended, in
-// bytes, or -1 if unknown: the kernel's count, which wait reports in the
-// rusage, in kilobytes on Linux (bytes on macOS). It is the same count of
-// pages as the /proc figure the pool's Stats reports, taken at its highest.
-func peakRSS(ps *os.ProcessState) int64 {
-	if ps == nil {
-		return -1
-	}
-	ru, ok := ps.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return -1
-	}
-	if runtime.GOOS == "darwin" || runtime.GOOS == "ios" {
-		return int64(ru.Maxrss)
-	}
-	return int64(ru.Maxrss) << 10
 }
 
 // stream sends blocks copies of block round robin through the stream

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -96,16 +95,9 @@ func readCPUClock() cpuClock {
 			c.busy += v / userHZ
 		}
 	}
-	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
-		var ru syscall.Rusage
-		if syscall.Getrusage(who, &ru) == nil {
-			c.ours += tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
-		}
-	}
+	c.ours = cpuSeconds()
 	return c
 }
-
-func tvSeconds(tv syscall.Timeval) float64 { return float64(tv.Sec) + float64(tv.Usec)/1e6 }
 
 // othersSince is the share of all CPUs' time since c that processes other
 // than this one and its reaped children used.

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -118,18 +117,18 @@ func runPython(ctx context.Context, python string, s Sizes, workers, scaling []i
 	cmd := exec.Command(python, script, string(arg))
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, progress
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	newProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
 	}
 	pgid := cmd.Process.Pid
-	defer syscall.Kill(-pgid, syscall.SIGKILL) // whatever is left of the group
+	defer killGroup(pgid) // whatever is left of the group
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		syscall.Kill(-pgid, syscall.SIGKILL)
+		killGroup(pgid)
 		<-done
 		return nil, "", fmt.Errorf("python: %w", ctx.Err())
 	}

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -346,7 +345,7 @@ func startOncePool(ctx context.Context, workers int, backend procpool.Backend) (
 func recoverOnce(ctx context.Context, p *procpool.Pool, workers int) (time.Duration, error) {
 	old := p.Workers()
 	start := time.Now()
-	if err := syscall.Kill(old[0], syscall.SIGKILL); err != nil {
+	if err := killProcess(old[0]); err != nil {
 		return 0, err
 	}
 	for time.Since(start) < 10*time.Second {

@@ -119,7 +119,7 @@ var (
 		return nil
 	}))
 	taskSIGKILL = procpool.Register("demo.sigkill", faulty(func(context.Context, int) error {
-		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		killSelf()
 		forever()
 		return nil
 	}))

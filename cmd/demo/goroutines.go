@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sys/unix"
 
 	"github.com/procpool/procpool/pkg/procpool"
 )
@@ -295,7 +294,7 @@ func (r *Result) checkDied(w Workload, s Scenario, delivered, struck bool) {
 func death(ps *os.ProcessState, stderr *lastWords) *procpool.WorkerExitError {
 	e := &procpool.WorkerExitError{PID: ps.Pid(), ExitCode: ps.ExitCode(), Stderr: stderr.String()}
 	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		e.Signal = unix.SignalName(ws.Signal())
+		e.Signal = signalName(ws.Signal())
 	}
 	return e
 }

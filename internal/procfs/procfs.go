@@ -1,26 +1,5 @@
-// Package procfs reads facts about processes from /proc.
+// Package procfs reads facts about processes from the operating system: the
+// resident memory of a process, from /proc on Linux, from proc_info on macOS
+// and from the kern.proc sysctl on FreeBSD. Elsewhere it reports that it
+// cannot.
 package procfs
-
-import (
-	"os"
-	"strconv"
-	"strings"
-)
-
-// ResidentMemory returns a process's resident set size in bytes, or -1 if
-// it cannot be read (the process is gone, or this is not Linux).
-func ResidentMemory(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return -1
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return -1
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return -1
-	}
-	return pages * int64(os.Getpagesize())
-}

@@ -1,3 +1,5 @@
+//go:build unix
+
 package slurmtest
 
 // This file finds processes: a step's, a process's descendants and parent;

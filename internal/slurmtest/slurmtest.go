@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package slurmtest runs a real Slurm cluster on 127.0.0.1 for tests, the way
 // internal/sshtest runs a real sshd: a munged, a slurmctld and one slurmd per
 // node, all on this machine, with a private munge key and socket, a private
@@ -259,7 +261,8 @@ func (c *Cluster) startDaemon(name, path string, args ...string) error {
 	d.cmd.Dir = c.Dir
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	// The daemons die with the test binary, whatever ends it.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithParent(d.cmd.SysProcAttr)
 	if err := d.cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}

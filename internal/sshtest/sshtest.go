@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package sshtest runs a real OpenSSH server on 127.0.0.1 for tests, the way
 // net/http/httptest runs an HTTP server: its host key, a user key, its
 // config and its client config live in a temporary folder, and nothing of
@@ -6,6 +8,8 @@
 // The server is Debian's openssh-server (/usr/sbin/sshd). Where it is not
 // installed, Start skips the test, unless PROCPOOL_REQUIRE_SSHD is set, as it
 // is in CI, where a missing server must fail.
+//
+// It runs on Unix; the helpers that look for processes read Linux's /proc.
 package sshtest
 
 import (
@@ -216,7 +220,8 @@ LogLevel VERBOSE
 `, s.Port, s.path("host_key"), s.path("authorized_keys")))
 	s.log = &tail{}
 	cmd := exec.Command(SSHD, "-D", "-e", "-f", s.path("sshd_config"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	dieWithParent(cmd.SysProcAttr)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err

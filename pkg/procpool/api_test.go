@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // The API of issue 14: which element failed (ElementError), Shutdown with a

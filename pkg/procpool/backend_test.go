@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // The Goroutines backend: it agrees with Processes; its timeouts and recycling.

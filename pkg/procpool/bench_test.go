@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Benchmarks of a round trip and of Map throughput, against the pipe floor.

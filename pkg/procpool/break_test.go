@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // The Break crash policy: a death fails every pending call and refuses work.

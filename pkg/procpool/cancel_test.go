@@ -1,3 +1,5 @@
+//go:build unix
+
 // Tests of cancellation: when the caller of Map or Imap stops caring, no new
 // call of it starts anywhere, and a call that ignores its context costs its
 // worker; and of the deadline a task's context carries.

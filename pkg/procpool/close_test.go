@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Close and Terminate: with work pending, with a backlog, while workers die.

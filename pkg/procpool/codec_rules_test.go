@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // What crosses between processes: values that contain themselves or nest too

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Encoding: values that cannot cross the pipes, large payloads, the frame limit.

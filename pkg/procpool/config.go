@@ -146,10 +146,13 @@ type Config struct {
 	// calls, and starts a fresh one; 0 means never.
 	MaxTasksPerWorker int
 
-	// MaxMemoryPerWorker retires a worker whose resident memory, read from
-	// /proc after each run, is over this many bytes; 0 means never. A
-	// worker that starts above it is exempt, lest the pool replace it
-	// forever.
+	// MaxMemoryPerWorker retires a worker whose resident memory, read after
+	// each run, is over this many bytes; 0 means never. A worker that starts
+	// above it is exempt, lest the pool replace it forever. The memory is
+	// read from /proc on Linux, proc_info on macOS and the kern.proc sysctl
+	// on FreeBSD, for workers on this machine only; where it cannot be read,
+	// New fails with an error matching [errors.ErrUnsupported] rather than
+	// run without the limit.
 	MaxMemoryPerWorker int64
 
 	// Initializer runs once in every worker, replacements too, before it

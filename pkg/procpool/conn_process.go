@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sys/unix"
 
 	"github.com/procpool/procpool/internal/executable"
 	"github.com/procpool/procpool/internal/procfs"
@@ -322,16 +321,13 @@ func (c *processConn) stop() { c.stdinOnce.Do(func() { c.stdin.Close() }) }
 // waitExit waits for the process to end, kills what is left of its process
 // group (children a task started), then reaps it.
 func (c *processConn) waitExit() {
-	var info unix.Siginfo
-	for {
-		// WNOWAIT leaves a zombie, which keeps the pid and process group id
-		// from being reused while the group is killed.
-		if err := unix.Waitid(unix.P_PID, c.procPID, &info, unix.WEXITED|unix.WNOWAIT, nil); err != unix.EINTR {
-			break
-		}
+	// awaitExit leaves a zombie, which keeps the pid and process group id
+	// from being reused while the group is killed.
+	if err := awaitExit(c.procPID); err != nil {
+		c.log.Debug("wait for worker to exit", "error", err)
 	}
 	c.killMu.Lock()
-	_ = unix.Kill(-c.procPID, unix.SIGKILL)
+	_ = killGroup(c.procPID, syscall.SIGKILL)
 	c.isReaped = true
 	c.killMu.Unlock()
 	state, err := c.cmd.Process.Wait()
@@ -363,18 +359,18 @@ func (c *processConn) note(why string, killed bool) {
 	c.killed = c.killed || killed
 }
 
-func (c *processConn) kill(why string) { c.signalGroup(unix.SIGKILL, why) }
+func (c *processConn) kill(why string) { c.signalGroup(syscall.SIGKILL, why) }
 
-func (c *processConn) terminate(why string) { c.signalGroup(unix.SIGTERM, why) }
+func (c *processConn) terminate(why string) { c.signalGroup(syscall.SIGTERM, why) }
 
 // signalGroup sends sig to the worker's process group, unless it has been
 // reaped (its pid could then name another process), recording why.
-func (c *processConn) signalGroup(sig unix.Signal, why string) {
+func (c *processConn) signalGroup(sig syscall.Signal, why string) {
 	c.note(why, true)
 	c.killMu.Lock()
 	defer c.killMu.Unlock()
 	if !c.isReaped {
-		_ = unix.Kill(-c.procPID, sig)
+		_ = killGroup(c.procPID, sig)
 	}
 }
 
@@ -417,7 +413,7 @@ func (c *processConn) exit(streamErr error) {
 	killed := c.killed
 	c.killMu.Unlock()
 	if sig, ok := c.signaled(); ok {
-		e.Signal = unix.SignalName(sig)
+		e.Signal = signalName(sig)
 		if e.Signal == "" {
 			e.Signal = "signal " + strconv.Itoa(int(sig))
 		}

@@ -61,6 +61,14 @@
 // # Orphans
 //
 // A worker exits when its stdin ends, so a parent that dies, even by
-// SIGKILL, leaves no worker behind; Pdeathsig is a second guard. Workers run
-// in their own process group: Ctrl-C reaches the parent alone, which decides.
+// SIGKILL, leaves no worker behind. A second guard kills a worker whose
+// parent died: Pdeathsig on Linux; on macOS and the BSDs the worker watches
+// its parent's exit with a kqueue. Workers run in their own process group:
+// Ctrl-C reaches the parent alone, which decides.
+//
+// # Platforms
+//
+// Worker processes run on Linux, where the tests run, and on macOS and the
+// BSDs. On Windows, New with the Processes backend returns an error matching
+// [ErrUnsupported]; the Goroutines backend, Register and Main work there.
 package procpool

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Tests that a task's error keeps its identity across the pipe.
 package procpool_test
 

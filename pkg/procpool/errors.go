@@ -44,6 +44,18 @@ var (
 	// does not have.
 	ErrUnknownTask = errors.New("procpool: unknown task")
 
+	// ErrUnsupported is matched by New's error when the Processes backend
+	// is asked for on a platform where procpool cannot run worker processes
+	// yet (Windows). The Goroutines backend works everywhere, so a program
+	// can fall back to it:
+	//
+	//	p, err := procpool.New(cfg)
+	//	if errors.Is(err, procpool.ErrUnsupported) {
+	//		cfg.Backend = procpool.Goroutines
+	//		p, err = procpool.New(cfg)
+	//	}
+	ErrUnsupported = errors.New("procpool: worker processes are not supported on this platform yet; the Goroutines backend is (Config.Backend = procpool.Goroutines)")
+
 	// ErrFrameTooLarge is matched by the error of a call whose argument or
 	// result does not fit in a frame ([Config.MaxFrameSize]).
 	ErrFrameTooLarge = wire.ErrFrameTooLarge

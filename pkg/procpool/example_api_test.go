@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Examples of ElementError and Shutdown, with the tasks of example_test.go.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Examples of the API; each defines, in this file, the tasks it runs.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // The fault matrix: each stage of a call × each kind of fault × both policies.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Helpers the tests share: pools, leak checks, the watchdog, processes, kills.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Imap and ImapUnordered: order, errors, endless input, break and context.

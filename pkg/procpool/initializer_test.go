@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Config.Initializer: it runs in every worker, and what its failure does.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Launchers: Exec through a command, a Launcher of one's own, and their errors.

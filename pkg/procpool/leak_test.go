@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // A thousand pools started and stopped leave no resource behind.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Resource limits (address space, process count, descriptors) give clear errors.
@@ -98,7 +100,7 @@ func relLowerFDLimit(t *testing.T, n uint64) (restore func()) {
 	var orig syscall.Rlimit
 	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &orig))
 	low := orig
-	low.Cur = n
+	setLimit(&low.Cur, n)
 	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low))
 	restored := false
 	restore = func() {
@@ -110,6 +112,10 @@ func relLowerFDLimit(t *testing.T, n uint64) (restore func()) {
 	t.Cleanup(restore) // before noLeaks counts the descriptors
 	return restore
 }
+
+// setLimit sets a field of a syscall.Rlimit, which is a uint64 on Linux and
+// an int64 on the BSDs.
+func setLimit[T int64 | uint64](field *T, n uint64) { *field = T(n) }
 
 // The parent runs out of file descriptors while it spawns workers: New, or
 // the respawn of a dead worker, fails with a clear error, and nothing leaks.

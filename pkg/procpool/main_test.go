@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // TestMain, which makes the test binary its own worker, and its test roles.

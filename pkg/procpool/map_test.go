@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Map: its context, its first error, its load balance, the memory it keeps.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // A parent killed, or sent Ctrl-C, leaves no worker running.

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Tests of where calls run: tiny calls stay on as many workers as there are
 // CPUs, long calls spread over every worker.
 package procpool_test

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/procpool/procpool/internal/executable"
+	"github.com/procpool/procpool/internal/procfs"
 	"github.com/procpool/procpool/internal/wire"
 	"github.com/procpool/procpool/worker"
 )
@@ -73,12 +75,18 @@ const (
 // ErrInitFailed, if the initializer failed) that says which worker failed
 // and why.
 //
-// In a worker process New returns [ErrInWorker].
+// In a worker process New returns [ErrInWorker]. Where worker processes do
+// not run (Windows), New with the Processes backend returns an error matching
+// [ErrUnsupported]; with [Config.MaxMemoryPerWorker] set where a process's
+// resident memory cannot be read, one matching [errors.ErrUnsupported].
 func New(cfg Config) (*Pool, error) {
 	if worker.IsWorker() {
 		return nil, ErrInWorker
 	}
 	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := platformError(cfg, runtime.GOOS, noProcesses, procfs.ResidentMemory, os.Getpid()); err != nil {
 		return nil, err
 	}
 	if cfg.Initializer.err != nil {

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Pool basics: Submit, Get, Map, Cancel, concurrent callers, separate processes.

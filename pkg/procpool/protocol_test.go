@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Workers that break the protocol or stop reading: clear errors, prompt Terminate.

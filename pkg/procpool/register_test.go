@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Register: duplicate names panic; parent and workers must have the same tasks.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // BenchmarkLaunchers: local workers against workers over SSH and through

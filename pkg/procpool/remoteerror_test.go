@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // A task's error or panic comes back as a *RemoteError and costs no worker.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // The Respawn crash policy: replacements, retries and the crash-loop guard.

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // slurmGuard waits on its stdin. "closed" means the pool closed and left
@@ -46,7 +44,7 @@ func (r *slurmRun) startGuard() error {
 	cmd := exec.Command("/bin/sh", "-c", slurmGuard, "procpool-slurm-guard", r.prefix, r.alloc, r.dir)
 	cmd.Env = r.env
 	cmd.Stdin = in
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = ownSession() // out of the pool's process group: it outlives a SIGKILL of it
 	if err := cmd.Start(); err != nil {
 		w.Close()
 		return fmt.Errorf("start the Slurm guard: %w", err)
@@ -170,7 +168,7 @@ var (
 var signalNames = func() map[string]string {
 	m := map[string]string{}
 	for s := syscall.Signal(1); s < 65; s++ {
-		if name := unix.SignalName(s); name != "" {
+		if name := signalName(s); name != "" {
 			m[strings.ToLower(s.String())] = name
 		}
 	}
@@ -198,7 +196,7 @@ func (l *slurmLauncher) decodeExit(e *WorkerExitError, cause endCause) {
 			e.ExitCode, e.Signal = -1, name
 		}
 	} else if e.ExitCode > 128 && e.ExitCode < 128+65 {
-		e.ExitCode, e.Signal = -1, unix.SignalName(syscall.Signal(e.ExitCode-128))
+		e.ExitCode, e.Signal = -1, signalName(syscall.Signal(e.ExitCode-128))
 	}
 	if node != "" && (e.Host == "" || e.Host == l.String()) {
 		e.Host = node

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // The Slurm launcher, against a real slurmctld and slurmd on 127.0.0.1.

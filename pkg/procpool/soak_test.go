@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // The chaos soak: 100,000-item Imaps and Maps while workers are SIGKILLed.

@@ -32,11 +32,10 @@ func startProcess(s connSpec) (*processConn, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	// Pdeathsig: the worker dies with us. Its own process group: Ctrl-C
-	// reaches the parent alone, which decides, and a kill of the group
-	// takes the worker's children too.
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	cmd.SysProcAttr.Setpgid = true
+	// The worker dies with us (Pdeathsig, on Linux). Its own process group:
+	// Ctrl-C reaches the parent alone, which decides, and a kill of the
+	// group takes the worker's children too.
+	setProcAttr(cmd.SysProcAttr)
 	err = s.pool.spawner.start(cmd)
 	pipes.closeChild()
 	if err != nil {

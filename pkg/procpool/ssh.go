@@ -14,11 +14,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/procpool/procpool/internal/executable"
 )
@@ -218,7 +217,7 @@ func (l *sshLauncher) decodeExit(e *WorkerExitError, cause endCause) {
 		}
 	case code > 128 && code < 128+65:
 		e.ExitCode = -1
-		e.Signal = unix.SignalName(unix.Signal(code - 128))
+		e.Signal = signalName(syscall.Signal(code - 128))
 		if noHandshake {
 			e.Reason = "killed before the handshake"
 		}

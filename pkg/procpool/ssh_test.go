@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // The SSH launcher, against a real sshd on 127.0.0.1.
@@ -616,7 +618,7 @@ func TestSSHServerOutlivesPools(t *testing.T) {
 	srv := startSSHD(t)
 	for round := range 10 {
 		child := exec.Command("sleep", "60")
-		child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		child.SysProcAttr = pdeathsig()
 		require.NoError(t, child.Start())
 		t.Cleanup(func() {
 			child.Process.Kill()

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Startup: the role check, Config.Command, workers that fail the handshake.

@@ -58,7 +58,7 @@ type WorkerStats struct {
 	State    WorkerState // starting, ready, stopping or respawning
 	Tasks    int         // calls it completed
 	Restarts int         // workers its slot has had before it
-	RSS      int64       // resident memory in bytes, or -1 if unknown (always, on another machine)
+	RSS      int64       // resident memory in bytes, or -1 if unknown (always on another machine, and on a platform where it cannot be read)
 }
 
 // Stats returns a snapshot of the pool.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // Worker stdio: tasks cannot corrupt the protocol, and their logs keep levels.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // The tasks the tests run: every procpool.Register, with its argument types.

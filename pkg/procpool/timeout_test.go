@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // TaskTimeout, and Cancel of a running call: a task that ignores them is killed.

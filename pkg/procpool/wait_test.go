@@ -1,3 +1,5 @@
+//go:build unix
+
 package procpool_test
 
 // AsCompleted and Wait: completion order, conditions, contexts, watchers.
