@@ -335,7 +335,13 @@ func catch(f func()) (v any) {
 // TestStatsQueuedRunning: Stats counts calls, not chunks: those a worker
 // runs now, and those waiting, in the queue or sent ahead to a worker.
 func TestStatsQueuedRunning(t *testing.T) {
-	p, _ := newPool(t, relCfg(procpool.Config{Workers: 2}))
+	for _, backend := range []procpool.Backend{procpool.Processes, procpool.Goroutines} {
+		t.Run(backend.String(), func(t *testing.T) { testStatsQueuedRunning(t, backend) })
+	}
+}
+
+func testStatsQueuedRunning(t *testing.T, backend procpool.Backend) {
+	p, _ := newPool(t, relCfg(procpool.Config{Workers: 2, Backend: backend}))
 	st := p.Stats()
 	assert.Zero(t, st.Queued)
 	assert.Zero(t, st.Running)

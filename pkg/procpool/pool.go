@@ -304,8 +304,10 @@ func (p *Pool) Terminate() error {
 // If ctx ends first, Shutdown does what [Pool.Terminate] does to what is left:
 // it kills the workers, fails every unfinished task with [ErrClosed], waits
 // for the workers to be gone and returns ctx.Err(). Otherwise it returns what
-// Close returns. It is the shape of net/http's Server.Shutdown, and of
-// Python's Executor.shutdown(cancel_futures=True) with a time limit.
+// Close returns. It has the shape of net/http's Server.Shutdown. (Python's
+// Executor.shutdown(cancel_futures=True) drops the calls not yet started at
+// once and waits for the running ones without limit; Shutdown lets every
+// call finish, as long as ctx allows.)
 //
 //	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 //	defer cancel()
