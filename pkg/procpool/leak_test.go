@@ -5,6 +5,7 @@ package procpool_test
 // A thousand pools started and stopped leave no resource behind.
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -23,10 +24,15 @@ import (
 // started.
 func TestLeakCycles(t *testing.T) {
 	cycles := relLeakCycles(t)
-	startWatchdog(t, 60*time.Second+time.Duration(cycles)*200*time.Millisecond)
+	limit := 60*time.Second + time.Duration(cycles)*200*time.Millisecond
+	startWatchdog(t, limit)
 	noLeaks(t)
 	in := []int{1, 2, 3, 4, 5, 6, 7, 8}
-	c := ctx(t) // one context: each ctx(t) adds a cleanup to the test, which would count as a leak
+	// One context for every cycle (each ctx(t) adds a cleanup to the test,
+	// which would count as a leak), as long as the watchdog's: a loaded
+	// machine takes longer than a minute for them all.
+	c, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
 	mapCycle := func() {
 		p, err := procpool.New(relCfg(procpool.Config{Workers: 1, Logger: nullLogger()}))
 		require.NoError(t, err)
