@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/procpool/procpool/internal/procfs"
 )
 
 // stepProcesses returns the slurmstepd processes of this cluster (those with
@@ -43,48 +45,9 @@ func (c *Cluster) stepProcesses() []int {
 	}
 	out := slices.Clone(stepds)
 	for _, pid := range stepds {
-		out = append(out, Descendants(pid)...)
+		out = append(out, procfs.Descendants(pid)...)
 	}
 	return out
-}
-
-// Descendants returns the pids of every live descendant of pid.
-func Descendants(pid int) []int {
-	parent := map[int]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp, ok := PPID(p); ok {
-			parent[p] = pp
-		}
-	}
-	var out []int
-	for p := range parent {
-		for a := parent[p]; a > 1; a = parent[a] {
-			if a == pid {
-				out = append(out, p)
-				break
-			}
-		}
-	}
-	return out
-}
-
-// PPID reads the parent of a live (not zombie) process.
-func PPID(pid int) (int, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 || f[0] == "Z" || f[0] == "X" {
-		return 0, false
-	}
-	p, err := strconv.Atoi(f[1])
-	return p, err == nil
 }
 
 // StepOf returns the job step ("12.0") that runs pid on this machine: the
@@ -99,7 +62,7 @@ func StepOf(pid int) (string, bool) {
 			return strings.TrimSuffix(s, "]"), true
 		}
 		var ok bool
-		if p, ok = PPID(p); !ok {
+		if p, ok = procfs.Parent(p); !ok {
 			return "", false
 		}
 	}

@@ -14,19 +14,19 @@ package sshtest
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procpool/procpool/internal/procfs"
 )
 
 // Dest is the Host alias of the server in the client config.
@@ -155,46 +155,7 @@ func (s *Server) Sessions() []int {
 	if s.cmd == nil {
 		return nil
 	}
-	return Descendants(s.cmd.Process.Pid)
-}
-
-// Descendants returns the pids of every live descendant of pid.
-func Descendants(pid int) []int {
-	parent := map[int]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp, ok := ppid(p); ok {
-			parent[p] = pp
-		}
-	}
-	var out []int
-	for p := range parent {
-		for a := parent[p]; a > 1; a = parent[a] {
-			if a == pid {
-				out = append(out, p)
-				break
-			}
-		}
-	}
-	return out
-}
-
-// ppid reads the parent of a live (not zombie) process.
-func ppid(pid int) (int, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 2 || f[0] == "Z" || f[0] == "X" {
-		return 0, false
-	}
-	p, err := strconv.Atoi(f[1])
-	return p, err == nil
+	return procfs.Descendants(s.cmd.Process.Pid)
 }
 
 func (s *Server) start() error {
