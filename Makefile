@@ -1,19 +1,32 @@
 # The two set-up commands of the README: `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test vet bench benchstat fuzz
+.PHONY: demo test vet cross bench benchstat fuzz
 
 # demo runs the crash-recovery demo.
 demo:
 	$(GO) run ./cmd/demo
 
-# test vets the code and runs every test under the race detector.
-test: vet
+# test vets the code, checks that it builds on every platform, and runs
+# every test under the race detector.
+test: vet cross
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+
+# cross checks the platforms the tests do not run on: for each of PLATFORMS
+# it vets every package, which type-checks the test files too, and builds
+# every package and command. Test binaries are not linked: that took ten
+# times as long and checks little more.
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 freebsd/amd64 windows/amd64
+cross:
+	@for p in $(PLATFORMS); do \
+		echo "cross: $$p"; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./... && \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./... || exit 1; \
+	done
 
 # bench runs the benchmark program (cmd/bench, about ten minutes with the
 # scaling section at 2 to 256 workers): procpool's
