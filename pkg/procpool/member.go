@@ -43,6 +43,7 @@ type member struct {
 	inIdle    bool // in p.place.idle
 	inRoom    bool // in p.place.room
 	counted   bool // counted in p.place.ready
+	busy      bool // counted in p.place.busy
 }
 
 func newMember(p *Pool, c conn, slot int, log hclog.Logger) *member {

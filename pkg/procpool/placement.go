@@ -162,14 +162,16 @@ func (p *Pool) pick(b *batch, share int) *member {
 	return pl.popRoom(limit)
 }
 
-// holdChanged updates the index after m's held batches changed from before
-// batches to len(m.held), by b, or by nil if all went.
-func (p *Pool) holdChanged(m *member, before int, b *batch) {
+// holdChanged updates the index after m's held batches changed, by b, or
+// by nil if all went.
+func (p *Pool) holdChanged(m *member, b *batch) {
 	pl := &p.place
-	switch after := len(m.held); {
-	case before == 0 && after > 0:
+	switch {
+	case len(m.held) > 0 && !m.busy && !m.gone:
+		m.busy = true
 		pl.busy++
-	case before > 0 && after == 0:
+	case len(m.held) == 0 && m.busy:
+		m.busy = false
 		pl.busy--
 	}
 	if len(m.held) == 0 {
@@ -202,6 +204,10 @@ func (p *Pool) withdraw(m *member) {
 		pl.ready--
 	}
 	if m.gone {
+		if m.busy { // it may end holding batches already finished
+			m.busy = false
+			pl.busy--
+		}
 		if m.inIdle {
 			m.inIdle = false
 			pl.idle = slices.DeleteFunc(pl.idle, func(o *member) bool { return o == m })

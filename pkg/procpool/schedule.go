@@ -92,7 +92,7 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 		m.log.Debug("retiring worker", "reason", "MaxTasksPerWorker", "tasks", m.assigned)
 	}
 	m.conn.post(b)
-	p.holdChanged(m, len(m.held)-1, b)
+	p.holdChanged(m, b)
 	if len(m.held) == 1 {
 		p.callStarted(m)
 	}
@@ -143,7 +143,7 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 	p.deaths = 0
 	if !res.More {
 		m.held = slices.Delete(m.held, 0, 1)
-		p.holdChanged(m, len(m.held)+1, b)
+		p.holdChanged(m, b)
 		if b.state != finished {
 			p.finish(b)
 		}
@@ -248,6 +248,6 @@ func (p *Pool) failHeld(m *member, err func() error) {
 func (p *Pool) takeHeld(m *member) []*batch {
 	held := m.held
 	m.held = nil
-	p.holdChanged(m, len(held), nil)
+	p.holdChanged(m, nil)
 	return held
 }
