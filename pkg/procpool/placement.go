@@ -100,10 +100,13 @@ func (pl *placement) popRoom(limit func(*member) int) *member {
 
 // feedRunning reports whether b should go to a worker that is running
 // rather than wake an idle one: when waking a worker costs more than twice
-// b's calls themselves, and the running workers already keep every CPU busy.
-// Then more workers only add context switches.
+// b's calls themselves, the running workers already keep every CPU busy, and
+// the workers outnumber the CPUs more than twice over. Then more workers only
+// add context switches. With fewer, spreading costs little and keeps every
+// worker warm, which matters when workers die and must be replaced.
 func (pl *placement) feedRunning(b *batch) bool {
-	return b.cost.least > 0 && pl.wake > 2*b.cost.least*time.Duration(len(b.args)) && pl.busy >= cpus()
+	return b.cost.least > 0 && pl.wake > 2*b.cost.least*time.Duration(len(b.args)) &&
+		pl.busy >= cpus() && pl.ready > 2*cpus()
 }
 
 // learn folds what the worker reported for a part of b's calls, n calls
