@@ -162,7 +162,17 @@ func (p *Pool) pick(b *batch, share int) *member {
 	if m := pl.popIdle(); m != nil {
 		return m
 	}
-	return pl.popRoom(limit)
+	if m := pl.popRoom(limit); m != nil {
+		return m
+	}
+	// A safety net: an idle worker the lists lost. Only reached when no
+	// worker has room, and never expected to find one.
+	for _, m := range p.members {
+		if m.idle() {
+			return m
+		}
+	}
+	return nil
 }
 
 // holdChanged updates the index after m's held batches changed, by b, or
