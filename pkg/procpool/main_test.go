@@ -74,15 +74,7 @@ func runParent() int {
 func runSSHParent() int {
 	args := strings.Split(os.Getenv("PROCPOOL_TEST_SSH_ARGS"), "\n")
 	p, err := procpool.New(procpool.Config{Remote: []procpool.Launcher{procpool.SSH(sshtest.Dest, 2, procpool.SSHArgs(args...))}})
-	if err != nil {
-		fmt.Println("error", err)
-		return 1
-	}
-	fmt.Println("pids", strings.Trim(fmt.Sprint(p.Workers()), "[]"))
-	dir := os.Getenv("PROCPOOL_TEST_HOLD_DIR")
-	_, err = Hold.Map(context.Background(), p, []string{filepath.Join(dir, "0"), filepath.Join(dir, "1")}, procpool.Chunksize(1))
-	fmt.Println("map returned", err)
-	return 0
+	return holdParent(p, err)
 }
 
 // runSlurmParent is the "slurm-parent" role of TestMain: a parent process
@@ -91,6 +83,13 @@ func runSSHParent() int {
 // PROCPOOL_TEST_HOLD_DIR.
 func runSlurmParent() int {
 	p, err := procpool.New(procpool.Config{Launcher: procpool.Slurm(2), StartTimeout: time.Minute})
+	return holdParent(p, err)
+}
+
+// holdParent is the rest of a remote parent role: it prints the pids of its
+// pool p (or New's error) and blocks in a Map of two Hold calls that write
+// to PROCPOOL_TEST_HOLD_DIR.
+func holdParent(p *procpool.Pool, err error) int {
 	if err != nil {
 		fmt.Println("error", err)
 		return 1
