@@ -104,9 +104,15 @@ type Config struct {
 	MaxChunkBytes int
 
 	// Prefetch is the least number of chunks a worker holds at once, so
-	// that it finds the next one waiting when it finishes one. Default 2.
-	// When chunks take a worker only microseconds, it holds more, enough to
-	// cover a round trip through the parent, up to 64.
+	// that it finds the next one waiting when it finishes one, whatever
+	// they cost. When chunks take a worker only microseconds, it holds
+	// more, enough to cover a round trip through the parent, up to 64.
+	//
+	// Default (0): 2, but a worker takes a second chunk only while the one
+	// it runs has been measured to be quick, and has not run far longer
+	// than measured; otherwise the chunk waits in the parent for the first
+	// worker to be free, as in Python's multiprocessing.Pool, rather than
+	// behind a long call.
 	Prefetch int
 
 	// WorkerGOMAXPROCS is GOMAXPROCS in each worker. Default: the CPUs of
@@ -195,9 +201,6 @@ func (c Config) withDefaults() Config {
 		c.MaxChunkBytes = 1 << 20
 	}
 	c.MaxChunkBytes = min(c.MaxChunkBytes, c.MaxFrameSize/2)
-	if c.Prefetch <= 0 {
-		c.Prefetch = 2
-	}
 	if c.WorkerGOMAXPROCS <= 0 {
 		c.WorkerGOMAXPROCS = max(1, cpus()/max(1, local))
 	}

@@ -76,8 +76,9 @@ func (p *Pool) abandon(b *batch, i int, err error) {
 // callStarted notes that m began its next call: it arms the timer of
 // Config.TaskTimeout, or, if the call was already abandoned, the grace
 // after which the worker is killed.
-func (p *Pool) callStarted(m *member) {
+func (p *Pool) callStarted(m *member, now time.Time) {
 	m.callSeq++
+	m.callAt = now
 	if m.timer != nil {
 		m.timer.Stop()
 		m.timer = nil

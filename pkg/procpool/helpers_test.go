@@ -357,7 +357,10 @@ func relKill(pid int) bool {
 
 // relChaos SIGKILLs a random worker of p every interval until stop is
 // closed, and counts the workers it killed (a worker hit twice before it
-// died counts once; a pid that names a new worker counts again).
+// died counts once; a pid that names a new worker counts again). It spares
+// workers still starting: a -race build takes longer to start than the
+// interval, and deaths before the handshake are the crash-loop guard's
+// subject, not the chaos's.
 func relChaos(p *procpool.Pool, interval time.Duration, stop <-chan struct{}, kills *atomic.Int64) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -370,7 +373,12 @@ func relChaos(p *procpool.Pool, interval time.Duration, stop <-chan struct{}, ki
 				return
 			case <-tick.C:
 			}
-			pids := p.Workers()
+			var pids []int
+			for _, w := range p.Stats().Workers {
+				if w.State == procpool.WorkerReady || w.State == procpool.WorkerStopping {
+					pids = append(pids, w.PID)
+				}
+			}
 			if len(pids) == 0 {
 				continue
 			}

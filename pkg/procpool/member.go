@@ -25,25 +25,28 @@ type member struct {
 	endedCh chan struct{} // closed when the pool has dealt with its end
 
 	// Guarded by p.mu.
-	log       hclog.Logger
-	workerPID int         // its pid on its own machine
-	held      []*batch    // batches posted to it, in the order posted
-	isReady   bool        // handshake complete
-	stopping  bool        // the pool asked it to exit
-	retiring  bool        // takes no more work, then stops
-	memExempt bool        // started above MaxMemoryPerWorker: never retired for memory
-	onPurpose bool        // the pool is killing it: not a crash
-	gone      bool        // the pool has dealt with its end
-	assigned  int         // calls posted
-	done      int         // calls completed
-	callSeq   uint64      // counts calls started, to tell a stale timer
-	lastDone  time.Time   // when its last run ended
-	timer     *time.Timer // TaskTimeout, or the kill escalation
-	exitErr   *WorkerExitError
-	inIdle    bool // in p.place.idle
-	inRoom    bool // in p.place.room
-	counted   bool // counted in p.place.ready
-	busy      bool // counted in p.place.busy
+	log        hclog.Logger
+	workerPID  int           // its pid on its own machine
+	held       []*batch      // batches posted to it, in the order posted
+	backlog    time.Duration // what the measured batches it holds are expected to take
+	unmeasured int           // batches it holds whose task has no measured cost
+	callAt     time.Time     // when its current call started, about
+	isReady    bool          // handshake complete
+	stopping   bool          // the pool asked it to exit
+	retiring   bool          // takes no more work, then stops
+	memExempt  bool          // started above MaxMemoryPerWorker: never retired for memory
+	onPurpose  bool          // the pool is killing it: not a crash
+	gone       bool          // the pool has dealt with its end
+	assigned   int           // calls posted
+	done       int           // calls completed
+	callSeq    uint64        // counts calls started, to tell a stale timer
+	lastDone   time.Time     // when its last run ended
+	timer      *time.Timer   // TaskTimeout, or the kill escalation
+	exitErr    *WorkerExitError
+	inIdle     bool // in p.place.idle
+	inRoom     bool // in p.place.room
+	counted    bool // counted in p.place.ready
+	busy       bool // counted in p.place.busy
 }
 
 func newMember(p *Pool, c conn, slot int, log hclog.Logger) *member {
@@ -83,4 +86,15 @@ func name(pid int, host string) string {
 		return fmt.Sprintf("pid %d on %s", pid, host)
 	}
 	return fmt.Sprintf("pid %d", pid)
+}
+
+// hold counts b, which m takes (by 1) or gave back (by -1), in m's backlog.
+func (m *member) hold(b *batch, by int) {
+	if by > 0 {
+		b.expect = b.cost.warm * time.Duration(len(b.args))
+	}
+	if b.expect == 0 {
+		m.unmeasured += by
+	}
+	m.backlog += b.expect * time.Duration(by)
 }

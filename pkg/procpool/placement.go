@@ -80,9 +80,10 @@ func (pl *placement) popIdle() *member {
 	return nil
 }
 
-// popRoom returns the busy member that has waited longest with room for
-// more than it holds (under limit), or nil.
-func (pl *placement) popRoom(limit func(*member) int) *member {
+// popRoom returns the busy member that has waited longest with room for b
+// (see hasRoom), or nil.
+func (p *Pool) popRoom(b *batch, share int, now time.Time) *member {
+	pl := &p.place
 	for pl.roomHead < len(pl.room) {
 		m := pl.room[pl.roomHead]
 		pl.room[pl.roomHead] = nil
@@ -91,11 +92,34 @@ func (pl *placement) popRoom(limit func(*member) int) *member {
 			pl.room, pl.roomHead = pl.room[:0], 0
 		}
 		m.inRoom = false
-		if m.accepting() && len(m.held) > 0 && len(m.held) < limit(m) {
+		if m.accepting() && len(m.held) > 0 && p.hasRoom(m, b, share, now) {
 			return m
 		}
 	}
 	return nil
+}
+
+// hasRoom reports whether m, which holds work, should take b as well:
+// while it holds fewer than Config.Prefetch batches, whatever they cost;
+// beyond that, up to maxPrefetch, while what it holds and b are measured to
+// keep it busy for less than queueTarget, so that a round trip through the
+// parent would leave it waiting. By default it also holds a second batch,
+// unless it holds a call not measured, or one that has run far longer than
+// measured: b would wait behind it while another worker may soon be free.
+// Never more than share.
+func (p *Pool) hasRoom(m *member, b *batch, share int, now time.Time) bool {
+	n := len(m.held)
+	switch {
+	case n >= share || n >= maxPrefetch:
+		return false
+	case n < p.cfg.Prefetch:
+		return true
+	case m.unmeasured > 0 || now.Sub(m.callAt) > m.backlog+queueTarget:
+		return false
+	case n < defaultPrefetch && p.cfg.Prefetch == 0:
+		return true
+	}
+	return b.cost.warm > 0 && m.backlog+b.cost.warm*time.Duration(len(b.args)) <= queueTarget
 }
 
 // feedRunning reports whether b should go to a worker that is running
@@ -139,40 +163,18 @@ func least(d *time.Duration, took time.Duration) {
 	}
 }
 
-// prefetch is how many batches like b a member may hold: Config.Prefetch,
-// or more when they are quick enough that a round trip through the parent
-// would leave the worker waiting.
-func (p *Pool) prefetch(b *batch) int {
-	if b.cost.warm <= 0 {
-		return p.cfg.Prefetch
-	}
-	return max(p.cfg.Prefetch, min(maxPrefetch, int(queueTarget/(b.cost.warm*time.Duration(len(b.args))))))
-}
-
 // pick returns the member that should take b, the next batch, or nil if
 // none should. share is the most batches one member should hold. Spread
 // first: an idle member, then a busy one with room; but while b's task is
 // measured to be tiny and the CPUs are busy, only running members.
-func (p *Pool) pick(b *batch, share int) *member {
-	pl := &p.place
-	limit := func(*member) int { return min(p.prefetch(b), share) }
-	if pl.feedRunning(b) {
-		return pl.popRoom(limit)
+func (p *Pool) pick(b *batch, share int, now time.Time) *member {
+	if p.place.feedRunning(b) {
+		return p.popRoom(b, share, now)
 	}
-	if m := pl.popIdle(); m != nil {
+	if m := p.place.popIdle(); m != nil {
 		return m
 	}
-	if m := pl.popRoom(limit); m != nil {
-		return m
-	}
-	// A safety net: an idle worker the lists lost. Only reached when no
-	// worker has room, and never expected to find one.
-	for _, m := range p.members {
-		if m.idle() {
-			return m
-		}
-	}
-	return nil
+	return p.popRoom(b, share, now)
 }
 
 // holdChanged updates the index after m's held batches changed, by b, or

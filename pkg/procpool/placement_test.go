@@ -6,7 +6,9 @@ package procpool_test
 
 import (
 	"runtime"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,4 +55,35 @@ func TestLongCallsSpreadOverEveryWorker(t *testing.T) {
 	}
 	assert.Len(t, per, n, "%d calls of 50 ms ran on %d of %d workers: %v", len(in), len(per), n, per)
 	require.NoError(t, p.Close())
+}
+
+// TestChunksDoNotWaitBehindALongCall: by default a worker takes a second
+// chunk only while the call it runs is measured to be quick, so a Map's
+// chunks run on the free worker instead of queueing behind a long call:
+// one never measured, or one of a task measured quick that runs far longer.
+func TestChunksDoNotWaitBehindALongCall(t *testing.T) {
+	for _, warm := range []bool{false, true} {
+		name := map[bool]string{false: "not measured", true: "slower than measured"}[warm]
+		t.Run(name, func(t *testing.T) {
+			p, _ := newPool(t, procpool.Config{Workers: 2})
+			if warm {
+				_, err := Sleep.Map(ctx(t), p, []int{1, 1, 1, 1, 1, 1, 1, 1}, procpool.Chunksize(1))
+				require.NoError(t, err)
+			}
+			long := Sleep.Submit(p, 60_000)
+			if warm {
+				time.Sleep(20 * time.Millisecond) // far longer than a measured call
+			}
+			pids, err := PID.Map(ctx(t), p, make([]struct{}, 8), procpool.Chunksize(1))
+			require.NoError(t, err)
+			assert.Len(t, slices.Compact(slices.Sorted(slices.Values(pids))), 1, "every chunk ran on the free worker: %v", pids)
+			select {
+			case <-long.Done():
+				t.Fatal("the long call ended")
+			default:
+			}
+			require.True(t, long.Cancel())
+			require.NoError(t, p.Close())
+		})
+	}
 }

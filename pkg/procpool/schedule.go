@@ -70,10 +70,10 @@ func (p *Pool) refusal() error {
 // dispatch posts queued batches to the members that should take them (see
 // pick).
 func (p *Pool) dispatch() {
-	share := max(p.cfg.Prefetch, p.fairShare())
+	share := max(p.cfg.Prefetch, defaultPrefetch, p.fairShare())
 	now := time.Now()
 	for b := p.queue.peek(); b != nil; b = p.queue.peek() {
-		m := p.pick(b, share)
+		m := p.pick(b, share, now)
 		if m == nil {
 			return
 		}
@@ -86,6 +86,7 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 	b.state, b.holder, b.sent = running, m, now
 	b.cold = len(m.held) == 0
 	m.held = append(m.held, b)
+	m.hold(b, 1)
 	m.assigned += len(b.args)
 	if max := p.cfg.MaxTasksPerWorker; max > 0 && m.assigned >= max {
 		p.retire(m)
@@ -94,7 +95,7 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 	m.conn.post(b)
 	p.holdChanged(m, b)
 	if len(m.held) == 1 {
-		p.callStarted(m)
+		p.callStarted(m, now)
 	}
 }
 
@@ -137,18 +138,20 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 			p.counts.failed++
 		}
 	}
-	p.place.learn(b, len(res.Items), res.Took, time.Since(b.sent))
+	now := time.Now()
+	p.place.learn(b, len(res.Items), res.Took, now.Sub(b.sent))
 	b.got += len(res.Items)
 	m.done += len(res.Items)
 	p.deaths = 0
 	if !res.More {
 		m.held = slices.Delete(m.held, 0, 1)
+		m.hold(b, -1)
 		p.holdChanged(m, b)
 		if b.state != finished {
 			p.finish(b)
 		}
 	}
-	p.callStarted(m)
+	p.callStarted(m, now)
 	p.checkMemory(m, rss)
 	if len(m.held) == 0 && m.retiring {
 		m.stopping = true
@@ -186,6 +189,9 @@ func (p *Pool) ready(m *member, workerPID int) {
 
 const (
 	maxPrefetch = 64
+	// defaultPrefetch is the batches a worker holds when Config.Prefetch
+	// is not set, its calls quick enough (see hasRoom).
+	defaultPrefetch = 2
 	// queueTarget is how long the runs a worker holds should keep it busy:
 	// long enough to hide a round trip through the parent, short enough
 	// not to hoard work another worker could take.
@@ -247,7 +253,7 @@ func (p *Pool) failHeld(m *member, err func() error) {
 // takeHeld empties m's held batches and returns them.
 func (p *Pool) takeHeld(m *member) []*batch {
 	held := m.held
-	m.held = nil
+	m.held, m.backlog, m.unmeasured = nil, 0, 0
 	p.holdChanged(m, nil)
 	return held
 }

@@ -21,8 +21,9 @@ import (
 
 // TestChaosSoak runs Imap, Map and ImapUnordered over 100,000 items under
 // Respawn with Retries: 3, while a chaos goroutine SIGKILLs a random worker
-// every few milliseconds: every item ends with its correct result or with
-// ErrWorkerLost, once; nothing hangs. Long run:
+// every few milliseconds (never faster than workers start): every item ends
+// with its correct result or with ErrWorkerLost, once; nothing hangs. Long
+// run:
 //
 //	PROCPOOL_CHAOS_DURATION=5m go test -run TestChaosSoak -v -timeout 0 ./pkg/procpool/
 func TestChaosSoak(t *testing.T) {
@@ -30,11 +31,16 @@ func TestChaosSoak(t *testing.T) {
 	const n = 100_000
 	logs := newTailBuffer(256 << 10)
 	wd := startWatchdog(t, duration+3*time.Minute)
+	const workers = 4
+	started := time.Now()
 	p, _ := newPool(t, relCfg(procpool.Config{
-		Workers: 4, OnCrash: procpool.Respawn, Retries: 3,
+		Workers: workers, OnCrash: procpool.Respawn, Retries: 3,
 		MaxConsecutiveDeaths: 1 << 30, // the chaos is the test, not a crash loop
 		Logger:               relTailLogger(logs),
 	}))
+	// Killing workers faster than they start would leave none to work (a
+	// -race build takes about 100 ms to start).
+	interval = max(interval, time.Since(started)/workers)
 	wd.watch(p, logs)
 	var kills atomic.Int64
 	stop := make(chan struct{})
@@ -135,7 +141,7 @@ func TestChaosSoak(t *testing.T) {
 	took := time.Since(start)
 	// The pool is whole again once the chaos stops, and has counted the
 	// last deaths.
-	require.Eventually(t, func() bool { return len(p.Workers()) == 4 && p.Stats().Deaths >= int(kills.Load()) },
+	require.Eventually(t, func() bool { return len(p.Workers()) == workers && p.Stats().Deaths >= int(kills.Load()) },
 		10*time.Second, 5*time.Millisecond)
 	st := p.Stats()
 	t.Logf("chaos soak: %d items in %d rounds %v, %s, %d kills (one every %s), %d deaths, %d calls retried, "+
