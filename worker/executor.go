@@ -9,6 +9,7 @@ import (
 
 	"github.com/procpool/procpool/internal/codec"
 	"github.com/procpool/procpool/internal/errcode"
+	"github.com/procpool/procpool/internal/journal"
 	"github.com/procpool/procpool/internal/registry"
 	"github.com/procpool/procpool/internal/wire"
 )
@@ -28,7 +29,8 @@ type Executor struct {
 	budget   int           // the most bytes of outcomes in one Result
 	c        *codec.Codec
 	res      wire.Result
-	since    time.Time // when the calls of the part being built began
+	since    time.Time       // when the calls of the part being built began
+	j        *journal.Writer // records the call running and the outcomes not yet emitted; nil: none
 
 	mu         sync.Mutex         // guards the fields below
 	queued     map[uint64]bool    // runs received and not started: true once cancelled
@@ -141,6 +143,7 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	size := 0
 	h := registry.Get(r.Task)
 	for i, arg := range r.Args {
+		x.j.Start(r.ID, i)
 		it := x.call(runCtx, deadline, h, arg)
 		n := itemSize(&it)
 		if n > x.budget {
@@ -155,6 +158,14 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 		}
 		res.Items = append(res.Items, it)
 		size += n
+		// An outcome the journal cannot hold goes to the parent now, with
+		// those before it: a death must not lose a completed call.
+		if !x.j.Done(r.ID, i, &it) && !x.progress && i < len(r.Args)-1 {
+			if err := x.emitPart(res, emit, true, nil); err != nil {
+				return err
+			}
+			size = 0
+		}
 		if x.progress && i < len(r.Args)-1 {
 			if err := x.emitPart(res, emit, true, nil); err != nil {
 				return err
@@ -165,11 +176,18 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	return x.emit(res, emit, true)
 }
 
-// emit emits res, stamped with the time its calls took.
+// emit emits res, stamped with the time its calls took. Once a flush has
+// put the outcomes in the parent's reach, the journal forgets them.
 func (x *Executor) emit(res *wire.Result, emit Emit, flush bool) error {
 	now := time.Now()
 	res.Took, x.since = now.Sub(x.since), now
-	return emit(res, flush)
+	if err := emit(res, flush); err != nil {
+		return err
+	}
+	if flush {
+		x.j.Reset()
+	}
+	return nil
 }
 
 // maxKeptItems bounds the items buffer an Executor keeps between runs.

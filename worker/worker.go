@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/procpool/procpool/internal/executable"
+	"github.com/procpool/procpool/internal/journal"
 	"github.com/procpool/procpool/internal/registry"
 	"github.com/procpool/procpool/internal/wire"
 )
@@ -72,6 +73,7 @@ func Serve() {
 	}
 	// Processes a task starts are not workers, even if they are this binary.
 	os.Unsetenv(wire.EnvRole)
+	j := openJournal()
 	// Lead a process group, so that whoever started this process can kill
 	// the children its tasks start along with it. The pool's own launcher
 	// has done this already; a remote shell has not.
@@ -81,6 +83,7 @@ func Serve() {
 	s := &server{
 		stream: wire.NewStream(in, out, wire.DefaultMaxFrame),
 		runs:   make(chan *wire.Run, 64),
+		j:      j,
 	}
 	if err := s.serve(); err != nil {
 		fmt.Fprintf(os.Stderr, "procpool worker: %v\n", err)
@@ -96,6 +99,7 @@ type server struct {
 	stream *wire.Stream
 	runs   chan *wire.Run // from the reader to the serve loop
 	x      *Executor
+	j      *journal.Writer // nil for a worker its pool did not start itself
 }
 
 func (s *server) serve() error {
@@ -105,6 +109,7 @@ func (s *server) serve() error {
 	}
 	applySettings(setup)
 	s.x = NewExecutor(setup)
+	s.x.j = s.j
 	ready := &wire.Ready{}
 	if setup.InitTask != "" {
 		ready.Init = s.x.Init(setup.InitTask, setup.InitArg)
@@ -133,6 +138,27 @@ func (s *server) serve() error {
 		}
 	}
 	return nil
+}
+
+// openJournal maps the journal the pool passed, if it did, and closes its
+// descriptor, which the processes tasks start must not inherit. Without it
+// the worker runs as well; the pool charges a death to every call it holds
+// without a result.
+func openJournal() *journal.Writer {
+	v := os.Getenv(wire.EnvJournal)
+	os.Unsetenv(wire.EnvJournal)
+	fd, err := strconv.Atoi(v)
+	if v == "" || err != nil || fd < 3 {
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), "procpool-journal")
+	defer f.Close()
+	mem, err := journal.Open(f)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "procpool worker: %v\n", err)
+		return nil
+	}
+	return journal.NewWriter(mem)
 }
 
 func (s *server) handshake() (*wire.Setup, error) {

@@ -24,6 +24,10 @@ const Version = 3
 // value is the protocol version the parent speaks.
 const EnvRole = "PROCPOOL_WORKER"
 
+// EnvJournal names the descriptor of the journal (package journal) that the
+// pool shares with a worker it started on this machine.
+const EnvJournal = "PROCPOOL_JOURNAL_FD"
+
 // ArgRole is the command-line form of the role marker, for launchers that do
 // not forward the environment (SSH, schedulers): "--procpool-worker=3".
 const ArgRole = "--procpool-worker"

@@ -13,16 +13,17 @@ type batch struct {
 	state batchState
 	done  func() // called once, under the pool's lock, when every outcome is set
 
-	first    int           // index of its first call in the caller's input (Map)
-	deadline time.Time     // the deadline of the caller's context, or zero
-	holder   *member       // the worker holding it, while running
-	sent     time.Time     // when it was given to holder
-	cold     bool          // holder was idle when given it: its time includes a wake-up
-	cost     *taskCost     // what runs of its task have been measured to take
-	expect   time.Duration // what it was expected to take when posted; 0 if not measured
-	tries    int           // times its calls were lost with a worker
-	parent   *batch        // for a call split from a lost chunk: the chunk
-	left     int           // for a lost chunk: calls split from it not yet finished
+	first    int             // index of its first call in the caller's input (Map)
+	elem     func(i int) int // the index of its call i in the caller's input (Map, Imap); nil for a Submit
+	deadline time.Time       // the deadline of the caller's context, or zero
+	holder   *member         // the worker holding it, while running
+	sent     time.Time       // when it was given to holder
+	cold     bool            // holder was idle when given it: its time includes a wake-up
+	cost     *taskCost       // what runs of its task have been measured to take
+	expect   time.Duration   // what it was expected to take when posted; 0 if not measured
+	tries    int             // times its calls were lost with a worker
+	parent   *batch          // for a call split from a lost chunk: the chunk
+	left     int             // for a lost chunk: calls split from it not yet finished
 }
 
 type batchState int
@@ -37,8 +38,9 @@ const (
 // worker (the task's own) or from the pool (the worker died, the call was
 // cancelled, ...).
 type outcome struct {
-	value []byte
-	err   error
+	value   []byte
+	err     error
+	culprit bool // err is the death of the worker while it ran this call
 }
 
 func newBatch(task string, args [][]byte, done func()) *batch {

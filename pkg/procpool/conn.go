@@ -3,6 +3,7 @@ package procpool
 import (
 	"fmt"
 
+	"github.com/procpool/procpool/internal/journal"
 	"github.com/procpool/procpool/internal/wire"
 )
 
@@ -53,8 +54,9 @@ type events interface {
 	// protocol or the scheduler no longer wants it, and ends the conn.
 	result(res *wire.Result) error
 	// ended reports the end of the worker, once, after which the conn makes
-	// no other report.
-	ended(e *WorkerExitError, cause endCause)
+	// no other report; last is its journal, if it kept one and it can be
+	// trusted, which says what completed and which call was running.
+	ended(e *WorkerExitError, cause endCause, last *journal.Record)
 }
 
 // endCause is why a worker ended, as its conn saw it. The scheduler decides

@@ -158,7 +158,7 @@ func (c *goroutineConn) exit(cause endCause, why string, initErr error) {
 			e.ExitCode = -1
 			e.Reason = "goroutine left running: " + why
 		}
-		c.ev.ended(e, cause)
+		c.ev.ended(e, cause, nil)
 		c.release.Do(c.spec.pool.wg.Done)
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/procpool/procpool/internal/executable"
+	"github.com/procpool/procpool/internal/journal"
 	"github.com/procpool/procpool/internal/procfs"
 	"github.com/procpool/procpool/internal/registry"
 	"github.com/procpool/procpool/internal/stderrlog"
@@ -51,6 +52,7 @@ type processConn struct {
 	stream  *wire.Stream
 	fwd     *stderrlog.Forwarder
 	ev      events
+	journal []byte // the parent's mapping of the worker's journal, or nil; read and unmapped by exit
 
 	wake       chan struct{} // the sender has work
 	done       chan struct{} // closed once the end is reported
@@ -435,8 +437,28 @@ func (c *processConn) exit(streamErr error) {
 	if d, ok := c.spec.group.launcher.(exitDecoder); ok {
 		d.decodeExit(e, cause)
 	}
-	c.ev.ended(e, cause)
+	c.ev.ended(e, cause, c.lastWords(streamErr))
 	close(c.done)
+}
+
+// lastWords reads the journal of the worker, which is gone, and releases
+// it. It is nil without a journal, or if the stream broke rather than
+// ended: results the worker wrote may then be unread, and the journal,
+// which keeps only those not written, cannot replace them.
+func (c *processConn) lastWords(streamErr error) *journal.Record {
+	if c.journal == nil {
+		return nil
+	}
+	defer journal.Unmap(c.journal)
+	if streamErr != io.EOF {
+		return nil
+	}
+	rec, err := journal.Read(c.journal)
+	if err != nil {
+		c.log.Warn("worker's journal unreadable; its death is charged to every call it held", "error", err)
+		return nil
+	}
+	return rec
 }
 
 // workerPID is the worker's pid on the machine it runs on.

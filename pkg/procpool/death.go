@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/procpool/procpool/internal/journal"
 )
 
 // This file is the death policy: what follows the end of a worker (ended),
@@ -15,16 +17,16 @@ import (
 // ended deals with the end of m, which its conn reports, and starts its
 // replacement if the pool wants one. It runs in m's conn's goroutine,
 // without p.mu.
-func (p *Pool) ended(m *member, e *WorkerExitError, cause endCause) {
-	if p.decide(m, e, cause) {
+func (p *Pool) ended(m *member, e *WorkerExitError, cause endCause, last *journal.Record) {
+	if p.decide(m, e, cause, last) {
 		p.respawn(m.slot)
 	}
 	close(m.endedCh)
 }
 
-// decide applies the pool's policy to the end of m, and reports whether a
-// replacement should be started.
-func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause) (respawn bool) {
+// decide applies the pool's policy to the end of m, whose journal is last
+// (or nil), and reports whether a replacement should be started.
+func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause, last *journal.Record) (respawn bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.settled.Broadcast()
@@ -42,6 +44,10 @@ func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause) (respawn bo
 	m.exitErr = e
 	if m.timer != nil {
 		m.timer.Stop()
+	}
+	m.culprit = p.recoverLast(m, last)
+	if c := m.culprit; c.b != nil {
+		e.Running, e.Element = c.b.task, c.elem()
 	}
 	for _, b := range m.held {
 		if b.state != finished {
@@ -116,6 +122,9 @@ func (p *Pool) breakPool(cause error, why string, dead *member) {
 	kill := "the pool broke: " + why
 	if dead != nil {
 		dead.log.Error(why, "error", cause, "held", describe(dead.held), "stderr", dead.exitErr.Stderr)
+		if c := dead.culprit; c.b != nil && c.b.out[c.i].err == nil {
+			c.b.out[c.i] = outcome{err: p.brokenErr(), culprit: true}
+		}
 		p.failHeld(dead, p.brokenErr)
 		kill = fmt.Sprintf("the pool broke when worker pid %d died", dead.conn.pid())
 	} else {
@@ -132,38 +141,47 @@ func (p *Pool) breakPool(cause error, why string, dead *member) {
 func (p *Pool) brokenErr() error { return fmt.Errorf("%w: %w", ErrBrokenPool, p.cause) }
 
 // salvage deals with the batches a dead worker held under Respawn. The
-// first was running: its call in progress is lost (retried while
-// Config.Retries allows, item by item), or, if the pool killed the worker
-// on purpose, already failed. Calls that never started go back to the queue
-// without using a retry, in their order, ahead of newer work.
+// call it was running is lost (retried while Config.Retries allows), or,
+// if the pool killed the worker on purpose, already failed. Calls that
+// never started go back to the queue without using a retry, in their
+// order, ahead of newer work. Its journal tells which call was running
+// (m.culprit); without one, with progress (Config.TaskTimeout) it is the
+// first call without a result, and otherwise any call of the first batch
+// without a result may have run.
 func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
+	c := m.culprit
 	held := p.takeHeld(m)
 	for i := len(held) - 1; i >= 0; i-- {
 		b := held[i]
 		if b.state == finished {
 			continue
 		}
-		if i > 0 {
+		ran := func(j int) bool {
+			switch {
+			case c.known:
+				return b == c.b && j == c.i
+			case i > 0:
+				return false
+			case onPurpose || p.cfg.TaskTimeout > 0:
+				return j == b.got
+			}
+			return true
+		}
+		if b.got == 0 && !ran(0) && (c.known && b != c.b || !c.known && i > 0) {
 			b.state, b.holder = queued, nil
 			p.queue.pushFront(b)
 			continue
-		}
-		// Which calls of the running batch ran? With progress, only the
-		// first without a result; otherwise any of those without one.
-		last := len(b.args)
-		if onPurpose || p.cfg.TaskTimeout > 0 {
-			last = b.got + 1
 		}
 		var retry, again []int
 		for j := b.got; j < len(b.args); j++ {
 			switch {
 			case b.out[j].err != nil:
-			case j >= last:
+			case !ran(j):
 				again = append(again, j)
 			case b.tries < p.cfg.Retries:
 				retry = append(retry, j)
 			default:
-				b.out[j].err = fmt.Errorf("%w: %w", ErrWorkerLost, e)
+				b.out[j] = outcome{err: fmt.Errorf("%w: %w", ErrWorkerLost, e), culprit: c.known}
 				p.counts.lost++
 			}
 		}
@@ -186,6 +204,9 @@ func (p *Pool) requeuePieces(b *batch, idx []int, tries int) {
 	for _, j := range slices.Backward(idx) {
 		p.nextID++
 		piece := &batch{id: p.nextID, task: b.task, args: b.args[j : j+1], out: b.out[j : j+1], tries: tries, state: queued, parent: b, cost: b.cost, deadline: b.deadline}
+		if b.elem != nil {
+			piece.elem = func(int) int { return b.elem(j) }
+		}
 		p.queue.pushFront(piece)
 		p.pending++
 	}

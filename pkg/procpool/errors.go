@@ -156,7 +156,13 @@ type WorkerExitError struct {
 	Stderr   string // the Go crash report it printed, or else the tail of its stderr
 	Reason   string // why the pool noticed, when the exit itself does not say (a protocol error, say)
 	Held     int    // number of calls it held when it died
-	Err      error  // what went wrong in its start-up, such as an initializer's failure
+	// Running is the task of the call the worker was running when it
+	// died, and Element that call's index in the input of its Map or Imap
+	// (-1 for a Submit). Running is "" when it ran none, or when the pool
+	// cannot know: see "When a worker dies" in the package documentation.
+	Running string
+	Element int
+	Err     error // what went wrong in its start-up, such as an initializer's failure
 }
 
 func (e *WorkerExitError) Unwrap() error { return e.Err }
@@ -171,6 +177,12 @@ func (e *WorkerExitError) Error() string {
 		fmt.Fprintf(&b, "killed by %s", e.Signal)
 	} else {
 		fmt.Fprintf(&b, "exited with code %d", e.ExitCode)
+	}
+	if e.Running != "" {
+		fmt.Fprintf(&b, " while running %s", e.Running)
+		if e.Element >= 0 {
+			fmt.Fprintf(&b, " (element %d)", e.Element)
+		}
 	}
 	if e.Held > 0 {
 		fmt.Fprintf(&b, " holding %d call(s)", e.Held)

@@ -163,6 +163,7 @@ func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool),
 	}
 	b := newBatch(t.name, e.take(e.count()), finish)
 	b.deadline, _ = ctx.Deadline()
+	b.elem = f.elem
 	if err := p.enqueue(b); err != nil {
 		for i := range f.errs {
 			if f.errs[i] == nil {
@@ -174,6 +175,20 @@ func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool),
 	}
 	f.b = b
 	return f, false
+}
+
+// elem is the index in the Imap's input of call k of f's batch, which holds
+// the elements that were encoded.
+func (f *flight) elem(k int) int {
+	for i, err := range f.errs {
+		if err == nil {
+			if k == 0 {
+				return f.first + i
+			}
+			k--
+		}
+	}
+	return -1
 }
 
 // yieldFlight yields the outcomes of a finished chunk in input order.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/procpool/procpool/internal/journal"
 	"github.com/procpool/procpool/internal/wire"
 )
 
@@ -43,10 +44,11 @@ type member struct {
 	lastDone   time.Time     // when its last run ended
 	timer      *time.Timer   // TaskTimeout, or the kill escalation
 	exitErr    *WorkerExitError
-	inIdle     bool // in p.place.idle
-	inRoom     bool // in p.place.room
-	counted    bool // counted in p.place.ready
-	busy       bool // counted in p.place.busy
+	culprit    culprit // the call it was running when it died, as its journal says
+	inIdle     bool    // in p.place.idle
+	inRoom     bool    // in p.place.room
+	counted    bool    // counted in p.place.ready
+	busy       bool    // counted in p.place.busy
 }
 
 func newMember(p *Pool, c conn, slot int, log hclog.Logger) *member {
@@ -78,7 +80,9 @@ func (m *member) ready(workerPID int) { m.p.ready(m, workerPID) }
 
 func (m *member) result(res *wire.Result) error { return m.p.deliver(m, res) }
 
-func (m *member) ended(e *WorkerExitError, cause endCause) { m.p.ended(m, e, cause) }
+func (m *member) ended(e *WorkerExitError, cause endCause, last *journal.Record) {
+	m.p.ended(m, e, cause, last)
+}
 
 // name identifies a worker in messages: "pid 123", "pid 123 on ssh build1".
 func name(pid int, host string) string {

@@ -126,17 +126,7 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 		return fmt.Errorf("protocol error: %d results for a run of %d calls", b.got+len(res.Items), len(b.args))
 	}
 	for i := range res.Items {
-		o := &b.out[b.got+i]
-		if o.err != nil {
-			continue // timed out or cancelled: the late result does not count
-		}
-		if it := &res.Items[i]; it.Status == wire.StatusOK {
-			o.value = it.Value
-			p.counts.completed++
-		} else {
-			o.err = itemError(b.task, it)
-			p.counts.failed++
-		}
+		p.record(b, b.got+i, &res.Items[i])
 	}
 	now := time.Now()
 	p.place.learn(b, len(res.Items), res.Took, now.Sub(b.sent))

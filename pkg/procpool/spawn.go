@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/procpool/procpool/internal/journal"
 	"github.com/procpool/procpool/internal/stderrlog"
 	"github.com/procpool/procpool/internal/wire"
 )
@@ -36,10 +37,17 @@ func startProcess(s connSpec) (*processConn, error) {
 	// Ctrl-C reaches the parent alone, which decides, and a kill of the
 	// group takes the worker's children too.
 	setProcAttr(cmd.SysProcAttr)
+	jmem, jfile := shareJournal(s, cmd)
 	err = s.pool.spawner.start(cmd)
 	pipes.closeChild()
+	if jfile != nil {
+		jfile.Close() // the child has its copy; the parent needs only the mapping
+	}
 	if err != nil {
 		pipes.closeParent()
+		if jmem != nil {
+			journal.Unmap(jmem)
+		}
 		return nil, fmt.Errorf("start worker %q (%s): %w", cmd.Path, l, err)
 	}
 	c := &processConn{
@@ -54,6 +62,7 @@ func startProcess(s connSpec) (*processConn, error) {
 		done:       make(chan struct{}),
 		reaped:     make(chan struct{}),
 		stderrDone: make(chan struct{}),
+		journal:    jmem,
 	}
 	c.log = s.log.With("pid", c.procPID)
 	if h := s.group.host(); h != "" {
@@ -61,6 +70,30 @@ func startProcess(s connSpec) (*processConn, error) {
 	}
 	c.fwd = stderrlog.New(c.log)
 	return c, nil
+}
+
+// shareJournal gives a worker of the default launcher a journal (package
+// journal), so that its death costs only the call it was running, and
+// returns the parent's mapping of it and the file to close once the worker
+// has started. Other launchers' commands may run
+// elsewhere, and wrappers need not pass descriptors on: their workers have
+// none. Without one, which a failure here also means, the pool charges a
+// death to every call of the running batch without a result.
+func shareJournal(s connSpec, cmd *exec.Cmd) ([]byte, *os.File) {
+	if !s.group.local {
+		return nil, nil
+	}
+	f, mem, err := journal.Create()
+	if err != nil {
+		s.log.Debug("worker without a journal", "error", err)
+		return nil, nil
+	}
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", wire.EnvJournal, 2+len(cmd.ExtraFiles)))
+	return mem, f
 }
 
 type pipes struct {

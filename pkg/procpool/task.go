@@ -228,6 +228,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	queue := func(start int, args [][]byte) error {
 		b := newBatch(t.name, args, nil)
 		b.first = start
+		b.elem = func(i int) int { return start + i }
 		b.deadline, _ = ctx.Deadline()
 		b.done = func() { back.add(b) }
 		batches = append(batches, b)
@@ -264,7 +265,9 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	}
 
 	out := make([]O, len(in))
-	firstErr, firstAt := error(nil), len(in)
+	// The first failed element, unless another's call killed its worker:
+	// that one says what went wrong.
+	firstErr, firstAt, firstCulprit := error(nil), len(in), false
 	for left := len(batches); left > 0; {
 		select {
 		case <-back.signal:
@@ -276,8 +279,9 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 			left--
 			for j := range b.out {
 				at := b.first + j
-				if err := decodeOutcome(c, t.name, &b.out[j], &out[at]); err != nil && at < firstAt {
-					firstErr, firstAt = err, at
+				culprit := b.out[j].culprit
+				if err := decodeOutcome(c, t.name, &b.out[j], &out[at]); err != nil && (culprit && !firstCulprit || culprit == firstCulprit && at < firstAt) {
+					firstErr, firstAt, firstCulprit = err, at, culprit
 				}
 			}
 		}

@@ -152,6 +152,8 @@ func crash(how string) {
 		os.Exit(3)
 	case "sigkill":
 		unix.Kill(os.Getpid(), unix.SIGKILL)
+	case "sigsegv": // as a fault in C code: Go prints a crash report and exits
+		unix.Kill(os.Getpid(), unix.SIGSEGV)
 	case "concurrent-map-writes":
 		runtime.GOMAXPROCS(4)
 		m := map[int]int{}
@@ -511,4 +513,42 @@ type MarkArg struct {
 	Dir      string
 	I, Ms    int
 	Stubborn bool
+}
+
+// Tasks of the attribution tests.
+
+// AttribArg is Attrib's argument.
+type AttribArg struct {
+	I   int
+	Die string // how to die, as crash does, after the run is marked; "" to square I
+	Dir string // where each run appends a byte to a file named I
+}
+
+// Attrib marks each run of its call in a file, then dies as Die says or
+// returns I squared.
+var Attrib = procpool.Register("test.attrib", func(_ context.Context, a AttribArg) (int, error) {
+	f, err := os.OpenFile(filepath.Join(a.Dir, strconv.Itoa(a.I)), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	f.Write([]byte{'x'})
+	f.Close()
+	if a.Die != "" {
+		crash(a.Die)
+	}
+	return a.I * a.I, nil
+})
+
+// Pattern returns n bytes that depend on seed, for results a test can
+// check byte for byte.
+var Pattern = procpool.Register("test.pattern", func(_ context.Context, a [2]int) ([]byte, error) {
+	return pattern(a[0], a[1]), nil
+})
+
+func pattern(seed, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(seed*31 + i*7)
+	}
+	return b
 }
