@@ -11,4 +11,4 @@ var ErrUnsupported = errors.New("journal: not supported on windows")
 
 func Create() (*os.File, []byte, error) { return nil, nil, ErrUnsupported }
 func Open(*os.File) ([]byte, error)     { return nil, ErrUnsupported }
-func Unmap([]byte) error                 { return nil }
+func Unmap([]byte) error                { return nil }

@@ -20,42 +20,44 @@ func crashReport(t *testing.T, name string) string {
 	return string(b)
 }
 
+// realCrashes are the reports in testdata/crashes and their headlines.
+var realCrashes = []struct {
+	file string
+	want string
+}{
+	{"panic", "panic: boom"},
+	{"panic-error", "panic: open /etc/conf: file does not exist"},
+	// GOTRACEBACK=crash: a SIGABRT after the stacks, which is not the news.
+	{"panic-gotraceback-crash", "panic: boom"},
+	{"nil-deref", "panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=…]"},
+	// The fault is named first, by a line that leads up to the fatal error.
+	{"fault-address", "fatal error: fault [signal SIGSEGV: segmentation violation code=0x1 addr=0xdeadbeef pc=…]"},
+	{"stack-overflow", "fatal error: stack overflow"},
+	{"concurrent-map-writes", "fatal error: concurrent map writes"},
+	{"address-space", "fatal error: failed to reserve page summary memory"},
+	{"threads", "fatal error: newosproc"},
+	// Then an abort, with a goroutine dump and registers.
+	{"threads-cgo", "runtime/cgo: pthread_create failed: Resource temporarily unavailable"},
+	// A signal in C code: the report ends in a register dump, whose
+	// last line, "gs     0x0", was the headline once.
+	{"cgo-segv", "SIGSEGV: segmentation violation"},
+	{"cgo-abort", "SIGABRT: abort"},
+	{"cgo-assert", "SIGABRT: abort"},
+	{"cgo-trap", "SIGILL: illegal instruction"},
+	{"cgo-bus", "SIGBUS: bus error"},
+	{"sigquit", "SIGQUIT: quit"},
+	// Not a crash, but as final: flag.Parse met the worker's role argument.
+	{"flag", "flag provided but not defined: -procpool-worker"},
+	// No crash report: the last line.
+	{"log-fatal", "listen tcp :8080: bind: address already in use"},
+}
+
 // TestHeadlineOfRealCrashes runs Headline over the stderr of real programs
 // dying in each way, whole and as the Forwarder keeps it after far more
 // output than it holds.
 func TestHeadlineOfRealCrashes(t *testing.T) {
-	tests := []struct {
-		file string
-		want string
-	}{
-		{"panic", "panic: boom"},
-		{"panic-error", "panic: open /etc/conf: file does not exist"},
-		// GOTRACEBACK=crash: a SIGABRT after the stacks, which is not the news.
-		{"panic-gotraceback-crash", "panic: boom"},
-		{"nil-deref", "panic: runtime error: invalid memory address or nil pointer dereference [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=…]"},
-		// The fault is named first, by a line that leads up to the fatal error.
-		{"fault-address", "fatal error: fault [signal SIGSEGV: segmentation violation code=0x1 addr=0xdeadbeef pc=…]"},
-		{"stack-overflow", "fatal error: stack overflow"},
-		{"concurrent-map-writes", "fatal error: concurrent map writes"},
-		{"address-space", "fatal error: failed to reserve page summary memory"},
-		{"threads", "fatal error: newosproc"},
-		// Then an abort, with a goroutine dump and registers.
-		{"threads-cgo", "runtime/cgo: pthread_create failed: Resource temporarily unavailable"},
-		// A signal in C code: the report ends in a register dump, whose
-		// last line, "gs     0x0", was the headline once.
-		{"cgo-segv", "SIGSEGV: segmentation violation"},
-		{"cgo-abort", "SIGABRT: abort"},
-		{"cgo-assert", "SIGABRT: abort"},
-		{"cgo-trap", "SIGILL: illegal instruction"},
-		{"cgo-bus", "SIGBUS: bus error"},
-		{"sigquit", "SIGQUIT: quit"},
-		// Not a crash, but as final: flag.Parse met the worker's role argument.
-		{"flag", "flag provided but not defined: -procpool-worker"},
-		// No crash report: the last line.
-		{"log-fatal", "listen tcp :8080: bind: address already in use"},
-	}
 	noise := strings.Repeat(strings.Repeat("n", 99)+"\n", 400) // 40 KB, more than the Forwarder keeps
-	for _, tt := range tests {
+	for _, tt := range realCrashes {
 		t.Run(tt.file, func(t *testing.T) {
 			report := crashReport(t, tt.file)
 			assert.Equal(t, tt.want, anyPC(Headline(report)))

@@ -1,7 +1,8 @@
 // Package stderrlog forwards a worker's stderr into an hclog logger, line by
-// line, and keeps what a crash report needs: the last lines, and the trace of
-// a Go panic or fatal error from its first line on. It is the one place that
-// recognises Go's crash reports: IsCrashStart and Headline.
+// line, but a Go crash report as one record, and keeps what a crash report
+// needs: the last lines, and the trace of a Go panic or fatal error from its
+// first line on. It is the one place that recognises Go's crash reports:
+// IsCrashStart and Headline.
 package stderrlog
 
 import (
@@ -12,31 +13,52 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
 
 const (
 	maxLine  = 4 << 10  // longer lines are cut for the log and the tail
-	tailSize = 16 << 10 // bytes of recent output kept
+	tailSize = 16 << 10 // bytes of recent output kept, and of a crash report
+
+	// crashWait bounds how long a crash report is held back. A process
+	// that prints one dies at once and its stream ends; one whose stream
+	// goes on this long lives on (the report was a child's, say, sharing
+	// its stderr), and what was held is logged then.
+	crashWait = 5 * time.Second
 )
 
 // Forwarder copies lines from a worker's stderr into a logger.
+//
+// A Go crash report (see crash.go) is not streamed: its first line starts
+// it, and it is held until the stream ends, since the process is dying,
+// then logged once, as one Error record whose message is its headline and
+// whose "report" field is the whole report, up to tailSize bytes. This
+// record is the log's one copy of the report: the pool's own record of the
+// death gives the headline alone, in its error.
 type Forwarder struct {
-	log hclog.Logger
+	log  hclog.Logger
+	wait time.Duration // crashWait; shorter in tests
 
-	mu    sync.Mutex
-	tail  []string // recent lines, oldest first
-	size  int      // bytes in tail
-	crash []string // a crash report, from its first line on
-	csize int
+	out sync.Mutex // held while logging, so records keep the order of their lines
+
+	mu      sync.Mutex
+	tail    []string // recent lines, oldest first
+	size    int      // bytes in tail
+	crash   []string // a crash report, from its first line on
+	csize   int
+	held    bool        // crash is held back, not logged yet
+	dropped int         // lines of the held report past the bound
+	timer   *time.Timer // ends the hold after wait
 }
 
 // New returns a Forwarder writing to log.
-func New(log hclog.Logger) *Forwarder { return &Forwarder{log: log} }
+func New(log hclog.Logger) *Forwarder { return &Forwarder{log: log, wait: crashWait} }
 
-// Run reads r until it ends. Plain lines are logged at Info; the lines of a
-// crash report at Error; hclog JSON lines keep their level and fields.
+// Run reads r until it ends. Plain lines are logged at Info and hclog JSON
+// lines keep their level and fields, one record a line; a crash report is
+// logged when r ends, at Error, as one record. Run returns once it is.
 func (f *Forwarder) Run(r io.Reader) {
 	br := bufio.NewReaderSize(r, maxLine)
 	for {
@@ -45,9 +67,15 @@ func (f *Forwarder) Run(r io.Reader) {
 			f.line(line)
 		}
 		if err != nil {
-			return
+			break
 		}
 	}
+	f.mu.Lock()
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+	f.mu.Unlock()
+	f.release()
 }
 
 // readLine returns the next line without its newline, cut to maxLine bytes.
@@ -60,24 +88,32 @@ func readLine(br *bufio.Reader) (string, error) {
 	return line, err
 }
 
+// line logs one line of stderr, or holds it back as part of a crash report.
 func (f *Forwarder) line(line string) {
+	f.out.Lock()
+	defer f.out.Unlock()
+
 	f.mu.Lock()
-	inCrash := f.crash != nil
-	if !inCrash && IsCrashStart(line) {
-		f.crash, inCrash = []string{}, true
+	if f.crash == nil && IsCrashStart(line) {
+		f.crash, f.held = []string{}, true
+		f.timer = time.AfterFunc(f.wait, f.release)
 	}
-	if inCrash && f.csize < tailSize {
-		f.crash = append(f.crash, line)
-		f.csize += len(line) + 1
+	if f.crash != nil {
+		if f.csize < tailSize {
+			f.crash = append(f.crash, line)
+			f.csize += len(line) + 1
+		} else if f.held {
+			f.dropped++
+		}
 	}
 	f.tail = append(f.tail, line)
 	for f.size += len(line) + 1; f.size > tailSize && len(f.tail) > 1; f.tail = f.tail[1:] {
 		f.size -= len(f.tail[0]) + 1
 	}
+	held := f.held
 	f.mu.Unlock()
 
-	if inCrash {
-		f.log.Error(line)
+	if held {
 		return
 	}
 	if level, msg, args, ok := parseJSON(line); ok {
@@ -85,6 +121,29 @@ func (f *Forwarder) line(line string) {
 		return
 	}
 	f.log.Info(line)
+}
+
+// release logs the crash report held back, if any, as one record: at the
+// end of the stream, or after wait if the stream goes on. Later lines are
+// logged one by one again.
+func (f *Forwarder) release() {
+	f.out.Lock()
+	defer f.out.Unlock()
+
+	f.mu.Lock()
+	if !f.held {
+		f.mu.Unlock()
+		return
+	}
+	f.held = false
+	report, dropped := strings.Join(f.crash, "\n"), f.dropped
+	f.mu.Unlock()
+
+	args := []any{"report", report}
+	if dropped > 0 {
+		args = append(args, "lines_not_kept", dropped)
+	}
+	f.log.Error(Headline(report), args...)
 }
 
 // Tail returns the crash report if the worker printed one, else its last lines.

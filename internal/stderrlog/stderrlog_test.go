@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,15 +73,19 @@ func TestPlainLines(t *testing.T) {
 }
 
 // TestCrash puts a crash report after far more output than the tail keeps:
-// the report must still be whole, since its first line names the failure.
+// the plain lines are logged one by one, the report as one record, its
+// headline with the whole report in a field; and the tail is the report,
+// whole, since its first line names the failure.
 func TestCrash(t *testing.T) {
 	tests := []struct {
-		name   string
-		report string
+		name     string
+		report   string
+		headline string
 	}{
-		{"panic", "panic: runtime error: index out of range [3] with length 3\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:9 +0x1d\nexit status 2"},
-		{"fatal error", "fatal error: concurrent map writes\n\ngoroutine 5 [running]:\nmain.worker()\n\t/src/main.go:20 +0x45"},
-		{"signal", "SIGSEGV: segmentation violation\nPC=0x0 m=0 sigcode=1\n\ngoroutine 1 [running]:"},
+		{"panic", "panic: runtime error: index out of range [3] with length 3\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:9 +0x1d\nexit status 2", "panic: runtime error: index out of range [3] with length 3"},
+		{"fatal error", "fatal error: concurrent map writes\n\ngoroutine 5 [running]:\nmain.worker()\n\t/src/main.go:20 +0x45", "fatal error: concurrent map writes"},
+		{"signal", "SIGSEGV: segmentation violation\nPC=0x0 m=0 sigcode=1\n\ngoroutine 1 [running]:", "SIGSEGV: segmentation violation"},
+		{"lead line", "runtime: goroutine stack exceeds 1000000000-byte limit\nfatal error: stack overflow\n\ngoroutine 1 [running]:", "fatal error: stack overflow"},
 	}
 	noise := strings.Repeat(strings.Repeat("n", 99)+"\n", 400) // 40 KB
 	for _, tt := range tests {
@@ -87,32 +93,126 @@ func TestCrash(t *testing.T) {
 			f, recs := forward(t, noise+tt.report+"\n")
 			require.Equal(t, tt.report, f.Tail())
 
-			reportLines := strings.Split(tt.report, "\n")
-			require.Len(t, recs, 400+len(reportLines))
-			for i, r := range recs {
-				want := "info"
-				if i >= 400 {
-					want = "error"
-				}
-				require.Equal(t, want, r["@level"], "record %d: %s", i, r["@message"])
+			require.Len(t, recs, 400+1)
+			for i, r := range recs[:400] {
+				require.Equal(t, "info", r["@level"], "record %d: %s", i, r["@message"])
 			}
-			require.Equal(t, reportLines, messages(recs[400:]))
+			crash := recs[400]
+			assert.Equal(t, "error", crash["@level"])
+			assert.Equal(t, tt.headline, crash["@message"])
+			assert.Equal(t, tt.report, crash["report"])
+			assert.EqualValues(t, 7, crash["pid"])
+			assert.NotContains(t, crash, "lines_not_kept")
 		})
 	}
 }
 
 // TestCrashBounded checks that a runaway report, like a dump of thousands of
-// goroutines, is kept from its first line but not without end.
+// goroutines, is kept from its first line but not without end, and logged
+// once, saying how much was left out.
 func TestCrashBounded(t *testing.T) {
 	var report strings.Builder
 	report.WriteString("panic: boom\n")
 	for i := range 5000 {
 		fmt.Fprintf(&report, "goroutine %d [chan receive]:\n", i)
 	}
-	f, _ := forward(t, report.String())
+	f, recs := forward(t, report.String())
 	tail := f.Tail()
 	require.True(t, strings.HasPrefix(tail, "panic: boom\ngoroutine 0 "))
 	require.LessOrEqual(t, len(tail), tailSize+maxLine)
+
+	require.Len(t, recs, 1)
+	assert.Equal(t, "panic: boom", recs[0]["@message"])
+	assert.Equal(t, tail, recs[0]["report"])
+	kept := strings.Count(tail, "\n") + 1
+	assert.EqualValues(t, 5001-kept, recs[0]["lines_not_kept"])
+}
+
+// TestCrashAmongPlainLines feeds every real crash report, after a plain
+// line and an hclog JSON line: those are logged one by one as before; the
+// report, from its first line on, as one Error record whose message is its
+// headline. Lines before the report's start (assert(3)'s) stay plain lines.
+func TestCrashAmongPlainLines(t *testing.T) {
+	const before = "loading model\n" + `{"@level":"warn","@message":"disk low","free":42}` + "\n"
+	for _, tt := range realCrashes {
+		t.Run(tt.file, func(t *testing.T) {
+			report := crashReport(t, tt.file)
+			lines := strings.Split(strings.TrimSuffix(report, "\n"), "\n")
+			start := slices.IndexFunc(lines, IsCrashStart)
+
+			_, recs := forward(t, before+report)
+			require.Equal(t, []string{"loading model", "disk low"}, messages(recs[:2]))
+			assert.Equal(t, "warn", recs[1]["@level"])
+			assert.EqualValues(t, 42, recs[1]["free"])
+			if start < 0 { // not a crash: its lines, one by one
+				require.Equal(t, lines, messages(recs[2:]))
+				return
+			}
+			require.Len(t, recs, 2+start+1, "the plain lines, then one record for the report")
+			for i, l := range lines[:start] {
+				assert.Equal(t, l, recs[2+i]["@message"])
+				assert.Equal(t, "info", recs[2+i]["@level"])
+			}
+			crash := recs[len(recs)-1]
+			assert.Equal(t, "error", crash["@level"])
+			assert.Equal(t, tt.want, anyPC(crash["@message"].(string)))
+			assert.Equal(t, strings.Join(lines[start:], "\n"), crash["report"])
+		})
+	}
+}
+
+// TestCrashOfAChild: a report in a stream that goes on, as when a child
+// process of a worker crashes and the worker lives on, is held no longer
+// than the Forwarder's wait; then it is logged as one record, and what
+// follows line by line.
+func TestCrashOfAChild(t *testing.T) {
+	var out syncBuffer
+	log := hclog.New(&hclog.LoggerOptions{Name: "pool", Level: hclog.Trace, JSONFormat: true, Output: &out})
+	f := New(log)
+	f.wait = 200 * time.Millisecond
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(pr)
+	}()
+
+	_, err := io.WriteString(pw, "before\npanic: the child's\n\ngoroutine 1 [running]:\n")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "the child's") }, 5*time.Second, 5*time.Millisecond)
+	_, err = io.WriteString(pw, "after\n")
+	require.NoError(t, err)
+	require.NoError(t, pw.Close())
+	<-done
+
+	var recs []map[string]any
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &rec))
+		recs = append(recs, rec)
+	}
+	require.Equal(t, []string{"before", "panic: the child's", "after"}, messages(recs))
+	assert.Equal(t, "panic: the child's\n\ngoroutine 1 [running]:", recs[1]["report"])
+	assert.Equal(t, "info", recs[2]["@level"])
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger writing from the
+// Forwarder's timer while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestTail(t *testing.T) {

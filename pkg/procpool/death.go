@@ -13,6 +13,18 @@ import (
 // what becomes of the calls it held (salvage), breaking the pool
 // (breakPool), starting a replacement (respawn), and retiring a worker for
 // its memory. Every function here runs under p.mu unless it says otherwise.
+//
+// The records of a death here never carry the worker's stderr
+// (WorkerExitError.Stderr): the log has it already. The worker's stderr
+// forwarder (internal/stderrlog) owns it, for it alone sees every worker's
+// stderr however the worker ends, also in the deaths logged here at Debug or
+// as a failed start, and it logs before the pool learns of the death: every
+// plain line as it comes, and a Go crash report as one record, its headline
+// and the whole report. Logging the stderr here too put each crash in the
+// log twice, once line by line and once as a multi-line field. A death's
+// record names the headline still, at the end of its error, which ties the
+// two records together; callers get the whole report in the
+// WorkerExitError.
 
 // ended deals with the end of m, which its conn reports, and starts its
 // replacement if the pool wants one. It runs in m's conn's goroutine,
@@ -99,7 +111,7 @@ func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause, last *journ
 	if m.isReady || m.group.local || !p.anyReady() {
 		p.deaths++
 	}
-	m.log.Error("worker died; replacing it", "error", e, "held", describe(m.held), "stderr", e.Stderr)
+	m.log.Error("worker died; replacing it", "error", e, "held", describe(m.held))
 	p.salvage(m, e, false)
 	if p.deaths >= p.cfg.MaxConsecutiveDeaths {
 		p.breakPool(e, fmt.Sprintf("crash loop: %d workers died in a row without any work completing", p.deaths), m)
@@ -121,7 +133,7 @@ func (p *Pool) breakPool(cause error, why string, dead *member) {
 	p.cause = cause
 	kill := "the pool broke: " + why
 	if dead != nil {
-		dead.log.Error(why, "error", cause, "held", describe(dead.held), "stderr", dead.exitErr.Stderr)
+		dead.log.Error(why, "error", cause, "held", describe(dead.held))
 		if c := dead.culprit; c.b != nil && c.b.out[c.i].err == nil {
 			c.b.out[c.i] = outcome{err: p.brokenErr(), culprit: true}
 		}
