@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -92,7 +93,7 @@ func shareJournal(s connSpec, cmd *exec.Cmd) ([]byte, *os.File) {
 		cmd.Env = os.Environ()
 	}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", wire.EnvJournal, 2+len(cmd.ExtraFiles)))
+	cmd.Env = append(slices.Clip(cmd.Env), fmt.Sprintf("%s=%d", wire.EnvJournal, 2+len(cmd.ExtraFiles))) // Env may be shared
 	return mem, f
 }
 
