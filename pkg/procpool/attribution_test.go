@@ -169,3 +169,40 @@ func TestKilledWorkerNeverYieldsATornResult(t *testing.T) {
 	assert.Positive(t, kills.Load())
 	require.NoError(t, p.Close())
 }
+
+// TestLaunchedWorkersChargeTheRunningChunk: a worker of another launcher
+// keeps no journal, so its death costs every call of the running chunk
+// without a result, and nothing else; with TaskTimeout, whose results come
+// call by call, the running call alone.
+func TestLaunchedWorkersChargeTheRunningChunk(t *testing.T) {
+	for _, timeout := range []time.Duration{0, time.Minute} {
+		t.Run(fmt.Sprintf("TaskTimeout=%s", timeout), func(t *testing.T) {
+			p, _ := newPool(t, procpool.Config{Launcher: viaShell(t, 2), OnCrash: procpool.Respawn, TaskTimeout: timeout})
+			dir := t.TempDir()
+			in := make([]AttribArg, 20)
+			for i := range in {
+				in[i] = AttribArg{I: i, Dir: dir}
+			}
+			in[3].Die = "exit3"
+			var lost []int
+			i := 0
+			for v, err := range Attrib.Imap(ctx(t), p, slices.Values(in), procpool.Chunksize(10)) {
+				if err != nil {
+					require.ErrorIs(t, err, procpool.ErrWorkerLost)
+					lost = append(lost, i)
+				} else {
+					assert.Equal(t, i*i, v)
+				}
+				i++
+			}
+			if timeout == 0 {
+				assert.Equal(t, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, lost, "the running chunk is charged")
+				assert.Equal(t, 10, p.Stats().Lost)
+			} else {
+				assert.Equal(t, []int{3}, lost, "the running call alone is charged")
+				assert.Equal(t, 1, p.Stats().Lost)
+			}
+			require.NoError(t, p.Close())
+		})
+	}
+}

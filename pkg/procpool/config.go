@@ -139,8 +139,11 @@ type Config struct {
 	Env []string
 
 	// Retries is how many times a call lost with a dying worker is run
-	// again, under Respawn, before it fails with [ErrWorkerLost]. A lost chunk
-	// is retried call by call, so one poison call cannot sink its neighbours.
+	// again, under Respawn, before it fails with [ErrWorkerLost]. Only the
+	// call that was running is lost (see "When a worker dies" in the
+	// package documentation); where the pool cannot tell which, a lost
+	// chunk is retried call by call, so one poison call cannot sink its
+	// neighbours.
 	Retries int
 
 	// MaxConsecutiveDeaths is the crash-loop guard of Respawn: after that

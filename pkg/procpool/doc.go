@@ -48,6 +48,29 @@
 // task fails with an error matching [ErrBrokenPool] that also holds a
 // *[WorkerExitError] naming the worker, how it died and the tail of its stderr.
 //
+// # When a worker dies
+//
+// A death is charged to the call the worker was running and to no other,
+// whatever killed it (SIGKILL, os.Exit, a Go fatal error, a signal in C
+// code, the OOM killer) and whatever the chunk size. Each worker the
+// default launcher starts keeps a journal in memory it shares with the
+// pool, where it records the call it starts and the outcomes it has not yet
+// written to its stdout; the pool reads it once the worker is gone. So:
+// calls of the chunk that completed keep their results and never run
+// again; calls that had not started run on another worker, once, without
+// using a retry; the running call alone fails with [ErrWorkerLost] under
+// Respawn (or runs again while [Config.Retries] allows), and its
+// *[WorkerExitError] names it (Running, Element). Under Break, every error
+// names that call, and [Task.Map] reports its element. [Stats] counts
+// only it as lost or retried.
+//
+// Workers of other launchers ([SSH], [Slurm], [Exec]) keep no journal:
+// the pool cannot share memory with them. Results that reached the pipe
+// are kept and calls of chunks not started run once, but any call of the
+// running chunk without a result may have run, so all of them are charged.
+// With [Config.TaskTimeout] set, their results come back call by call, and
+// a death is again charged to the one call that was running.
+//
 // # Other machines
 //
 // A worker needs nothing but its stdin and stdout, so it can run wherever a

@@ -7,6 +7,7 @@ package procpool_test
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,10 +34,15 @@ func TestChaosSoak(t *testing.T) {
 	wd := startWatchdog(t, duration+3*time.Minute)
 	const workers = 4
 	started := time.Now()
+	countersFile := filepath.Join(t.TempDir(), "runs")
+	require.NoError(t, os.WriteFile(countersFile, make([]byte, 4*n), 0o600))
+	runs, err := relMapCounters(countersFile)
+	require.NoError(t, err)
 	p, _ := newPool(t, relCfg(procpool.Config{
 		Workers: workers, OnCrash: procpool.Respawn, Retries: 3,
 		MaxConsecutiveDeaths: 1 << 30, // the chaos is the test, not a crash loop
 		Logger:               relTailLogger(logs),
+		Env:                  []string{"PROCPOOL_TEST_RUNS=" + countersFile},
 	}))
 	// Killing workers faster than they start would leave none to work (a
 	// -race build takes about 100 ms to start).
@@ -64,6 +70,7 @@ func TestChaosSoak(t *testing.T) {
 	var tally relChaosTally
 	rounds := map[string]int{}
 	start := time.Now()
+	retriedBefore, rerunsBefore := 0, 0
 	for round := 0; round == 0 || time.Since(start) < duration; round++ {
 		switch round % 3 {
 		case 0: // in input order: each output is attributed to its input
@@ -132,6 +139,15 @@ func TestChaosSoak(t *testing.T) {
 			}
 			require.Equal(t, n, outs, "ImapUnordered yields exactly one output per input")
 		}
+		// Every run beyond a call's first is a retry of a call that was
+		// running when its worker died (one killed before its function
+		// began is retried too, and runs once).
+		retried := p.Stats().Retried
+		for i := range runs {
+			tally.reruns += max(int(atomic.SwapUint32(&runs[i], 0))-1, 0)
+		}
+		require.LessOrEqual(t, tally.reruns-rerunsBefore, retried-retriedBefore, "calls run more than once, round %d", round)
+		retriedBefore, rerunsBefore = retried, tally.reruns
 		if tally.unexpected > 0 || tally.misplaced > 0 || tally.duplicated > 0 {
 			break
 		}
@@ -145,9 +161,9 @@ func TestChaosSoak(t *testing.T) {
 		10*time.Second, 5*time.Millisecond)
 	st := p.Stats()
 	t.Logf("chaos soak: %d items in %d rounds %v, %s, %d kills (one every %s), %d deaths, %d calls retried, "+
-		"%d ok, %d lost in Imap rounds, %d Maps that ended with a lost call, %d lost per Stats, %d duplicated, %d misplaced, %d unexpected errors",
+		"%d ok, %d lost in Imap rounds, %d Maps that ended with a lost call, %d lost per Stats, %d duplicated, %d misplaced, %d run more than once (each a retry), %d unexpected errors",
 		tally.items, rounds["Imap"]+rounds["Map"]+rounds["ImapUnordered"], rounds, took.Round(time.Millisecond), kills.Load(), interval, st.Deaths, st.Retried,
-		tally.ok, tally.lost, tally.mapsLost, st.Lost, tally.duplicated, tally.misplaced, tally.unexpected)
+		tally.ok, tally.lost, tally.mapsLost, st.Lost, tally.duplicated, tally.misplaced, tally.reruns, tally.unexpected)
 	require.Zero(t, tally.unexpected, "first unexpected error: %v", tally.firstUnexpected)
 	require.Zero(t, tally.duplicated)
 	require.Zero(t, tally.misplaced)
@@ -185,6 +201,7 @@ func relChaosSettings(t *testing.T) (time.Duration, time.Duration) {
 // relChaosTally counts what the soak saw.
 type relChaosTally struct {
 	items, ok, lost, mapsLost, duplicated, misplaced, unexpected int
+	reruns                                                       int // runs of a call beyond its first
 	firstUnexpected                                              error
 }
 

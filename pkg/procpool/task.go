@@ -194,7 +194,9 @@ func Chunksize(n int) MapOption { return func(o *mapOptions) { o.chunksize = n }
 // Map calls the task once per element of in, in chunks spread over the
 // workers, and returns the results in input order. If any call fails, Map
 // returns the error of the first failed element in input order, once every
-// chunk has ended: an *[ElementError] that says which element it was. If
+// chunk has ended: an *[ElementError] that says which element it was. If a
+// worker died, it is the element whose call was running, which caused the
+// death, rather than one that failed with it. If
 // ctx ends first, Map returns ctx.Err() at once, and no call of it starts
 // afterwards: the chunks queued are dropped, the workers holding the others
 // skip their calls not started and have the context of the one they run

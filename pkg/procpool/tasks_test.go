@@ -19,9 +19,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/vmihailenco/msgpack/v5"
@@ -335,7 +337,41 @@ var RelDieN = procpool.Register("test.rel.die-n", func(_ context.Context, a relD
 })
 
 // RelChaos is the chaos soak's task: a value only the right input gives.
-var RelChaos = procpool.Register("test.rel.chaos", func(_ context.Context, x int) (int, error) { return relChaosValue(x), nil })
+var RelChaos = procpool.Register("test.rel.chaos", func(_ context.Context, x int) (int, error) {
+	if runs := relRunCounters(); x < len(runs) {
+		atomic.AddUint32(&runs[x], 1)
+	}
+	return relChaosValue(x), nil
+})
+
+// relRunCounters maps the file PROCPOOL_TEST_RUNS names, where RelChaos
+// counts the runs of each call, or returns nil.
+var relRunCounters = sync.OnceValue(func() []uint32 {
+	mem, err := relMapCounters(os.Getenv("PROCPOOL_TEST_RUNS"))
+	if err != nil {
+		return nil
+	}
+	return mem
+})
+
+// relMapCounters maps the file at path as counters shared between
+// processes.
+func relMapCounters(path string) ([]uint32, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() < 4 {
+		return nil, fmt.Errorf("counters at %q: %v", path, err)
+	}
+	b, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&b[0])), len(b)/4), nil
+}
 
 func relChaosValue(x int) int { return 3*x + 1 }
 
