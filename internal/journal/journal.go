@@ -5,8 +5,12 @@
 // exactly the call that caused it.
 //
 // The worker writes (Writer); the parent reads once the worker is dead
-// (Read), so no read races a write. A worker killed in the middle of a
-// write leaves the entry unpublished: Read never sees a torn outcome.
+// (Read), so no read races a write, and plain stores do: the compiler keeps
+// stores to memory in program order, and a dead process's stores have all
+// reached memory by the time its parent has reaped it. An entry is
+// published by storing the log's length after it, so a worker killed in
+// the middle of a write leaves it unpublished: Read never sees a torn
+// outcome.
 //
 // Layout, little-endian:
 //
@@ -14,18 +18,20 @@
 //	8   running run id (0: none), stored last by Start
 //	16  running call's index in its run
 //	24  published length of the log
-//	32  log: entries, each
-//	    run u64, index u32, status u8, codes u8, len(value) u32,
-//	    len(message) u32, len(stack) u32, value, message, stack,
-//	    then each code as len u8 and bytes
+//	32  log: records, each a kind byte, then
+//	    segment (0xff): run u64, index u32: the outcomes that follow are
+//	        those of run's calls from index on, in order
+//	    outcome (its wire.Status): uvarint len(value), value; unless
+//	        StatusOK, uvarint len(message), message, uvarint len(stack),
+//	        stack, a count byte, then each code as len u8 and bytes
+//
+// A small result costs a few bytes: the log stays small in the caches.
 package journal
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
-	"unsafe"
 
 	"github.com/procpool/procpool/internal/wire"
 )
@@ -40,14 +46,21 @@ const (
 	offIndex  = 16
 	offLen    = 24
 	headerLen = 32
-	entryHead = 8 + 4 + 1 + 1 + 4 + 4 + 4
+
+	kindSegment = 0xff
+	segmentLen  = 1 + 8 + 4
 )
 
 // Writer is the worker's side. Its methods are not safe for concurrent
 // use; a nil *Writer records nothing.
 type Writer struct {
-	mem []byte
-	n   int // bytes of log written, published or not
+	mem  []byte
+	n    int    // bytes of log written, published or not
+	run  uint64 // the run Start last recorded
+	next struct {
+		run   uint64 // the run of the log's last segment; 0 after Reset
+		index int    // the index of the outcome that continues it
+	}
 }
 
 // NewWriter returns a Writer on mem, which must be at least headerLen bytes,
@@ -55,24 +68,28 @@ type Writer struct {
 func NewWriter(mem []byte) *Writer {
 	w := &Writer{mem: mem}
 	binary.LittleEndian.PutUint64(mem, magic)
-	w.word(offRun).Store(0)
-	w.word(offLen).Store(0)
+	w.put(offRun, 0)
+	w.put(offLen, 0)
 	return w
 }
 
-func (w *Writer) word(off int) *atomic.Uint64 {
-	return (*atomic.Uint64)(unsafe.Pointer(&w.mem[off]))
-}
+func (w *Writer) put(off int, v uint64) { binary.LittleEndian.PutUint64(w.mem[off:], v) }
 
 // Start records that the call index of run is starting. A death before
-// Start returns leaves no call running: the call had not begun.
+// Start returns leaves no call running, or the one before it, which ended:
+// the call had not begun. Within a run it costs one store.
 func (w *Writer) Start(run uint64, index int) {
 	if w == nil {
 		return
 	}
-	w.word(offRun).Store(0)
-	w.word(offIndex).Store(uint64(index))
-	w.word(offRun).Store(run)
+	if run == w.run {
+		w.put(offIndex, uint64(index))
+		return
+	}
+	w.put(offRun, 0)
+	w.put(offIndex, uint64(index))
+	w.put(offRun, run)
+	w.run = run
 }
 
 // Done records the outcome of the call index of run, which ended. It
@@ -83,34 +100,50 @@ func (w *Writer) Done(run uint64, index int, it *wire.Item) bool {
 	if w == nil {
 		return true
 	}
-	need := entryHead + len(it.Value) + len(it.Message) + len(it.Stack)
-	for _, c := range it.Codes {
-		need += 1 + min(len(c), 255)
+	need := 1 + binary.MaxVarintLen32 + len(it.Value)
+	if it.Status != wire.StatusOK {
+		need += 2*binary.MaxVarintLen32 + len(it.Message) + len(it.Stack) + 1
+		for _, c := range it.Codes {
+			need += 1 + min(len(c), 255)
+		}
+	}
+	segment := run != w.next.run || index != w.next.index
+	if segment {
+		need += segmentLen
 	}
 	// A large outcome is cheaper written to the parent at once than copied.
 	if len(it.Codes) > 255 || need > len(w.mem)/16 || headerLen+w.n+need > len(w.mem) {
 		return false
 	}
 	b := w.mem[headerLen+w.n : headerLen+w.n+need]
-	le := binary.LittleEndian
-	le.PutUint64(b, run)
-	le.PutUint32(b[8:], uint32(index))
-	b[12], b[13] = byte(it.Status), byte(len(it.Codes))
-	le.PutUint32(b[14:], uint32(len(it.Value)))
-	le.PutUint32(b[18:], uint32(len(it.Message)))
-	le.PutUint32(b[22:], uint32(len(it.Stack)))
-	p := entryHead
-	p += copy(b[p:], it.Value)
-	p += copy(b[p:], it.Message)
-	p += copy(b[p:], it.Stack)
-	for _, c := range it.Codes {
-		c = c[:min(len(c), 255)]
-		b[p] = byte(len(c))
-		p++
-		p += copy(b[p:], c)
+	p := 0
+	if segment {
+		b[0] = kindSegment
+		binary.LittleEndian.PutUint64(b[1:], run)
+		binary.LittleEndian.PutUint32(b[9:], uint32(index))
+		p = segmentLen
 	}
-	w.n += need
-	w.word(offLen).Store(uint64(w.n)) // publish: the entry is whole
+	b[p] = byte(it.Status)
+	p++
+	p += binary.PutUvarint(b[p:], uint64(len(it.Value)))
+	p += copy(b[p:], it.Value)
+	if it.Status != wire.StatusOK {
+		p += binary.PutUvarint(b[p:], uint64(len(it.Message)))
+		p += copy(b[p:], it.Message)
+		p += binary.PutUvarint(b[p:], uint64(len(it.Stack)))
+		p += copy(b[p:], it.Stack)
+		b[p] = byte(len(it.Codes))
+		p++
+		for _, c := range it.Codes {
+			c = c[:min(len(c), 255)]
+			b[p] = byte(len(c))
+			p++
+			p += copy(b[p:], c)
+		}
+	}
+	w.n += p
+	w.next.run, w.next.index = run, index+1
+	w.put(offLen, uint64(w.n)) // publish: the entry is whole
 	return true
 }
 
@@ -119,8 +152,9 @@ func (w *Writer) Reset() {
 	if w == nil || w.n == 0 {
 		return
 	}
-	w.word(offLen).Store(0)
+	w.put(offLen, 0)
 	w.n = 0
+	w.next.run = 0
 }
 
 // Entry is one recorded outcome.
@@ -157,34 +191,86 @@ func Read(mem []byte) (*Record, error) {
 	if n > uint64(len(mem)-headerLen) {
 		return nil, fmt.Errorf("%w: log length %d", ErrCorrupt, n)
 	}
-	log := mem[headerLen : headerLen+int(n)]
-	for len(log) > 0 {
-		if len(log) < entryHead {
-			return nil, fmt.Errorf("%w: short entry", ErrCorrupt)
+	d := decoder{b: mem[headerLen : headerLen+int(n)]}
+	var run uint64
+	index := 0
+	for len(d.b) > 0 && d.err == nil {
+		kind := d.byte()
+		if kind == kindSegment {
+			run, index = d.u64(), int(d.u32())
+			continue
 		}
-		e := Entry{Run: le.Uint64(log), Index: int(le.Uint32(log[8:]))}
-		e.Item.Status = wire.Status(log[12])
-		codes := int(log[13])
-		lv, lm, ls := int(le.Uint32(log[14:])), int(le.Uint32(log[18:])), int(le.Uint32(log[22:]))
-		rest := log[entryHead:]
-		if lv+lm+ls > len(rest) || lv < 0 || lm < 0 || ls < 0 {
-			return nil, fmt.Errorf("%w: entry overruns the log", ErrCorrupt)
+		if run == 0 {
+			return nil, fmt.Errorf("%w: an outcome before any segment", ErrCorrupt)
 		}
-		if lv > 0 || e.Item.Status == wire.StatusOK {
-			e.Item.Value = append([]byte{}, rest[:lv]...)
-		}
-		e.Item.Message = string(rest[lv : lv+lm])
-		e.Item.Stack = string(rest[lv+lm : lv+lm+ls])
-		rest = rest[lv+lm+ls:]
-		for range codes {
-			if len(rest) < 1 || int(rest[0]) > len(rest)-1 {
-				return nil, fmt.Errorf("%w: code overruns the log", ErrCorrupt)
+		e := Entry{Run: run, Index: index, Item: wire.Item{Status: wire.Status(kind)}}
+		e.Item.Value = d.bytes()
+		if e.Item.Status != wire.StatusOK {
+			e.Item.Message, e.Item.Stack = string(d.bytes()), string(d.bytes())
+			for range d.byte() {
+				e.Item.Codes = append(e.Item.Codes, string(d.next(int(d.byte()))))
 			}
-			e.Item.Codes = append(e.Item.Codes, string(rest[1:1+int(rest[0])]))
-			rest = rest[1+int(rest[0]):]
 		}
 		r.Entries = append(r.Entries, e)
-		log = rest
+		index++
+	}
+	if d.err != nil {
+		return nil, d.err
 	}
 	return r, nil
+}
+
+// decoder reads a log; past its end it records ErrCorrupt and returns
+// zeros.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) next(n int) []byte {
+	if d.err != nil || n < 0 || n > len(d.b) {
+		d.err = fmt.Errorf("%w: a record overruns the log", ErrCorrupt)
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if v := d.next(1); v != nil {
+		return v[0]
+	}
+	return 0
+}
+
+func (d *decoder) u64() uint64 {
+	if v := d.next(8); v != nil {
+		return binary.LittleEndian.Uint64(v)
+	}
+	return 0
+}
+
+func (d *decoder) u32() uint32 {
+	if v := d.next(4); v != nil {
+		return binary.LittleEndian.Uint32(v)
+	}
+	return 0
+}
+
+// bytes reads a uvarint length and that many bytes, copied.
+func (d *decoder) bytes() []byte {
+	if d.err != nil {
+		return nil
+	}
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || n > uint64(len(d.b)-k) {
+		d.err = fmt.Errorf("%w: a length overruns the log", ErrCorrupt)
+		return nil
+	}
+	d.b = d.b[k:]
+	if n == 0 {
+		return nil
+	}
+	return append([]byte{}, d.next(int(n))...)
 }

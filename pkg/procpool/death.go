@@ -14,17 +14,10 @@ import (
 // (breakPool), starting a replacement (respawn), and retiring a worker for
 // its memory. Every function here runs under p.mu unless it says otherwise.
 //
-// The records of a death here never carry the worker's stderr
-// (WorkerExitError.Stderr): the log has it already. The worker's stderr
-// forwarder (internal/stderrlog) owns it, for it alone sees every worker's
-// stderr however the worker ends, also in the deaths logged here at Debug or
-// as a failed start, and it logs before the pool learns of the death: every
-// plain line as it comes, and a Go crash report as one record, its headline
-// and the whole report. Logging the stderr here too put each crash in the
-// log twice, once line by line and once as a multi-line field. A death's
-// record names the headline still, at the end of its error, which ties the
-// two records together; callers get the whole report in the
-// WorkerExitError.
+// The records of a death here leave out the worker's stderr: its forwarder
+// (internal/stderrlog) has logged it already, a crash report as one record,
+// and it alone sees every worker's stderr however the worker ends. The
+// death's error still ends with the crash headline, which ties the two.
 
 // ended deals with the end of m, which its conn reports, and starts its
 // replacement if the pool wants one. It runs in m's conn's goroutine,
@@ -168,7 +161,12 @@ func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
 		if b.state == finished {
 			continue
 		}
-		ran := func(j int) bool {
+		if b.got == 0 && (c.known && b != c.b || !c.known && i > 0) {
+			b.state, b.holder = queued, nil // none of its calls ran
+			p.queue.pushFront(b)
+			continue
+		}
+		ran := func(j int) bool { // whether call j may have run
 			switch {
 			case c.known:
 				return b == c.b && j == c.i
@@ -178,11 +176,6 @@ func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
 				return j == b.got
 			}
 			return true
-		}
-		if b.got == 0 && !ran(0) && (c.known && b != c.b || !c.known && i > 0) {
-			b.state, b.holder = queued, nil
-			p.queue.pushFront(b)
-			continue
 		}
 		var retry, again []int
 		for j := b.got; j < len(b.args); j++ {
