@@ -6,7 +6,8 @@
 //
 // The worker writes (Writer); the parent reads once the worker is dead
 // (Read), so no read races a write. A worker killed in the middle of a
-// write leaves the entry unpublished: Read never sees a torn outcome.
+// write leaves the entry unpublished: Read never sees a torn outcome. While
+// the worker lives, the parent may only Peek at the call it runs.
 //
 // Layout, little-endian:
 //
@@ -121,6 +122,27 @@ func (w *Writer) Reset() {
 	}
 	w.word(offLen).Store(0)
 	w.n = 0
+}
+
+// Peek returns the call a live worker's journal names: the one it runs, or,
+// between calls, the one it ran last; ok is false if it names none yet. Unlike
+// Read it may race the worker's writes, so it loads only the words Start
+// stores, atomically: a run id loaded the same before and after the index
+// vouches that the index is that run's, since a run, once left, never runs
+// again.
+func Peek(mem []byte) (run uint64, index int, ok bool) {
+	if len(mem) < headerLen {
+		return 0, 0, false
+	}
+	w := &Writer{mem: mem}
+	for range 3 { // a Start in between: look again
+		run = w.word(offRun).Load()
+		index = int(w.word(offIndex).Load())
+		if run != 0 && w.word(offRun).Load() == run {
+			return run, index, true
+		}
+	}
+	return 0, 0, false
 }
 
 // Entry is one recorded outcome.
