@@ -1,23 +1,17 @@
 package main
 
-// This file is the catalogue: the scenarios, the policies, what procpool
-// promises for each cell (scenario × policy), and RunCell, which runs one
-// cell and checks it against its promise. The demo's main only prints.
+// This file is the catalogue: the scenarios, the policies, and what
+// procpool promises for each cell (scenario × policy). RunCell, which runs
+// one cell and checks it against its promise, is in cell.go. The demo's
+// main only prints.
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/procpool/procpool/pkg/procpool"
 )
@@ -76,6 +70,7 @@ const (
 	KindRemote  = "RemoteError"
 	KindPanic   = "RemoteError(panic)"
 	KindTimeout = "ErrTaskTimeout"
+	KindMemory  = "ErrMemoryLimit"
 	KindLost    = "ErrWorkerLost"
 	KindBroken  = "ErrBrokenPool"
 	KindWrong   = "wrong value" // a result that is not the item's: never expected
@@ -102,6 +97,8 @@ func Classify(err error) string {
 		return KindOK
 	case errors.Is(err, procpool.ErrBrokenPool):
 		return KindBroken
+	case errors.Is(err, procpool.ErrMemoryLimit):
+		return KindMemory
 	case errors.Is(err, procpool.ErrWorkerLost):
 		return KindLost
 	case errors.Is(err, procpool.ErrTaskTimeout):
@@ -141,15 +138,21 @@ type Expect struct {
 }
 
 // PerFault is the cost of one faulting item in Pool.Stats. The calls that
-// did not complete are its Failed, Lost, TimedOut and Unsent; every other
-// item completes.
+// did not complete are its Failed, Lost, TimedOut, MemoryKills and Unsent;
+// every other item completes.
 type PerFault struct {
-	Failed   int `json:"failed"`
-	Lost     int `json:"lost"`
-	Retried  int `json:"retried"`
-	TimedOut int `json:"timed_out"`
-	Deaths   int `json:"deaths"`
-	Unsent   int `json:"unsent"` // calls that never left the caller: their argument could not be encoded
+	Failed      int `json:"failed"`
+	Lost        int `json:"lost"`
+	Retried     int `json:"retried"`
+	TimedOut    int `json:"timed_out"`
+	MemoryKills int `json:"memory_kills"`
+	Deaths      int `json:"deaths"`
+	Unsent      int `json:"unsent"` // calls that never left the caller: their argument could not be encoded
+	// Rerun: calls that began more than once, as the tasks noted each run
+	// (not a Pool.Stats). Only Retries runs a call again: a death costs
+	// the call that was running, and the calls its worker held but had not
+	// begun run once, elsewhere.
+	Rerun int `json:"rerun"`
 	// LeftRunning: calls still running in the caller's program after
 	// Close, abandoned. A worker process that does not stop a call is
 	// killed; a goroutine cannot be.
@@ -208,24 +211,43 @@ func died(how, says string) Expect { return Expect{Outcome: KindDied(how), Says:
 // breaks at the first death. Which calls completed before it depends on
 // timing; but exactly one worker died abruptly (Stats.Deaths counts
 // "workers that died abruptly (not retired, not killed on purpose)"; the
-// pool kills the others on purpose).
+// pool kills the others on purpose), and no call ran twice.
 var broken = Expect{Outcome: KindBroken, Usable: false, Deaths: 1}
 
 // deadly is the promise for a fault that kills the worker mid-call. Break:
-// the pool breaks, every pending call fails with ErrBrokenPool. Respawn: the
-// chunk the worker was running is lost (its calls fail with ErrWorkerLost),
-// the rest goes on with a replacement. With Retries, the lost chunk is
-// retried call by call: the poison call kills two more workers, then is
-// lost alone, and its neighbours complete. On the goroutine backend the
-// process is the program's own: goroutines is how it dies.
+// the pool breaks, every pending call fails with ErrBrokenPool. Respawn:
+// the call the worker was running is lost, alone (it fails with
+// ErrWorkerLost): the calls of its chunk that completed keep their results,
+// those it had not begun run once on a replacement. With Retries, the lost
+// call runs again: the poison call kills two more workers, then is lost. On
+// the goroutine backend the process is the program's own: goroutines is how
+// it dies.
 func deadly(goroutines Expect) map[string]Expect {
 	return map[string]Expect{
 		"break":      broken,
-		"respawn":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: Chunk, Deaths: 1}},
-		"retries":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: 1, Retried: Chunk + 1, Deaths: 3}},
+		"respawn":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: 1, Deaths: 1}},
+		"retries":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: 1, Retried: 2, Deaths: 3, Rerun: 1}},
 		"goroutines": goroutines,
 	}
 }
+
+// transient is the promise for a fault that kills the worker once: lost
+// alone under Respawn, and under Retries run again, with success. On the
+// goroutine backend there is no second try: the first ends the program.
+func transient(goroutines Expect) map[string]Expect {
+	return map[string]Expect{
+		"break":      broken,
+		"respawn":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: 1, Deaths: 1}},
+		"retries":    {Outcome: KindOK, Usable: true, PerFault: &PerFault{Retried: 1, Deaths: 1, Rerun: 1}},
+		"goroutines": goroutines,
+	}
+}
+
+// memoryLimit is the runaway-memory scenario's Config.MaxMemoryPerWorker.
+const memoryLimit = 100 << 20
+
+// memoryConfig is the configuration of the runaway-memory scenario.
+func memoryConfig(c *procpool.Config) { c.MaxMemoryPerWorker = memoryLimit }
 
 // hangConfig is the configuration of the hang scenarios: a short timeout,
 // and a short grace before SIGTERM and again before SIGKILL.
@@ -259,16 +281,10 @@ var Catalogue = []Scenario{
 		run:    imapInts(taskExit0),
 	},
 	{
-		// A transient death: what Retries is for. On the goroutine backend
-		// there is no second try: the first ends the program.
+		// A transient death: what Retries is for.
 		Name: "flaky", Title: "os.Exit(1) on first try only",
-		Expect: map[string]Expect{
-			"break":      broken,
-			"respawn":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: Chunk, Deaths: 1}},
-			"retries":    {Outcome: KindOK, Usable: true, PerFault: &PerFault{Retried: Chunk, Deaths: 1}},
-			"goroutines": died(Exited(1), ""),
-		},
-		run: imapInts(taskFlaky),
+		Expect: transient(died(Exited(1), "")),
+		run:    imapInts(taskFlaky),
 	},
 	{
 		Name: "sigkill", Title: "SIGKILL (the OOM killer)",
@@ -320,6 +336,20 @@ var Catalogue = []Scenario{
 		run: imapInts(taskHangTERM),
 	},
 	{
+		// The pool kills a worker that a call takes over
+		// MaxMemoryPerWorker as it grows, and replaces it under either
+		// policy: not a crash, and the pool does not break. The call fails
+		// with ErrMemoryLimit, and is not run again, whatever Retries: it
+		// would only grow another worker as far. A goroutine's memory is
+		// the program's: nothing stops it, and it fails as it gives up.
+		Name: "memory", Title: "runaway memory (limit 100 MiB)",
+		Config: memoryConfig,
+		Expect: processes(
+			Expect{Outcome: KindMemory, Usable: true, PerFault: &PerFault{MemoryKills: 1}},
+			Expect{Outcome: KindRemote, Usable: true, PerFault: &PerFault{Failed: 1}}),
+		run: imapInts(taskMemory),
+	},
+	{
 		// Harmless on both backends; but on the goroutine backend the
 		// garbage really reaches the program's stdout (the demo counts it).
 		Name: "stdout", Title: "garbage printed to stdout",
@@ -347,20 +377,15 @@ var Catalogue = []Scenario{
 		run:    runBadResult,
 	},
 	{
-		// The worker dies after it sent the faulting item's result, in its
-		// next chunk: under Respawn that chunk is lost, or retried; under
-		// Break what follows fails. The result already sent stands. On the
-		// goroutine backend the program dies, after its caller got the
-		// result.
+		// The worker dies after it sent the faulting item's result, in the
+		// call it runs next: under Respawn that call is lost, or retried;
+		// under Break what follows fails. The result already sent stands.
+		// On the goroutine backend the program dies, after its caller got
+		// the result.
 		Name: "after-send", Title: "crash after the result was sent",
 		Delivered: true,
-		Expect: map[string]Expect{
-			"break":      broken,
-			"respawn":    {Outcome: KindLost, Usable: true, PerFault: &PerFault{Lost: Chunk, Deaths: 1}},
-			"retries":    {Outcome: KindOK, Usable: true, PerFault: &PerFault{Retried: Chunk, Deaths: 1}},
-			"goroutines": died(Exited(1), ""),
-		},
-		run: imapInts(taskAfterSend),
+		Expect:    transient(died(Exited(1), "")),
+		run:       imapInts(taskAfterSend),
 	},
 }
 
@@ -422,250 +447,5 @@ func runBadResult(ctx context.Context, p *procpool.Pool, c *cell) {
 			err = fmt.Errorf("%w: item %d gave %v, want %d", errWrongValue, item, got, work(item))
 		}
 		c.each(item, err)
-	}
-}
-
-// Options are how RunCell runs a cell.
-type Options struct {
-	Workers  int
-	Workload Workload
-	Logger   hclog.Logger // the pool's; nil: none
-	Progress func(n int)  // called as items end, if set
-	// Stderr receives, if set, what the program of a Goroutines cell
-	// writes to its stderr: the pool's log (at Debug level, when Logger is
-	// set) and the Go runtime's crash report.
-	Stderr io.Writer
-
-	onItem func(item int, err error) // called for each item, in a cell's program
-}
-
-// Counts is a cell's Pool.Stats, after the workload.
-type Counts struct {
-	Completed int `json:"completed"`
-	Failed    int `json:"failed"`
-	Lost      int `json:"lost"`
-	Retried   int `json:"retried"`
-	TimedOut  int `json:"timed_out"`
-	Deaths    int `json:"deaths"`
-}
-
-// Items counts the items' outcomes as the caller saw them.
-type Items struct {
-	OK     int `json:"ok"`
-	Failed int `json:"failed"`
-	NotRun int `json:"not_run"` // never yielded: Imap stopped early
-}
-
-// Result is what happened in one cell.
-type Result struct {
-	Scenario string `json:"scenario"`
-	Title    string `json:"title"`
-	Policy   string `json:"policy"`
-
-	Outcome    string `json:"outcome"`               // kind of the first error seen, or ok
-	FirstError string `json:"first_error,omitempty"` // its text
-	FirstItem  int    `json:"first_item,omitempty"`  // the item it was yielded for
-	// Death is the first *WorkerExitError the caller saw, as it reads:
-	// which worker died, how, and the headline of its crash report.
-	Death string `json:"death,omitempty"`
-	// Detect is the time from the fault (the moment the first faulting
-	// call began, as the worker noted it) to the first error the caller saw;
-	// zero if the caller saw none.
-	Detect time.Duration `json:"detect_ns"`
-	Items  Items         `json:"items"`
-	Stats  Counts        `json:"stats"`
-	Usable bool          `json:"usable"`
-	Probe  string        `json:"probe_error,omitempty"` // why the pool was not usable
-	Took   time.Duration `json:"took_ns"`
-	// LeftRunning is how many calls were still running in the caller's
-	// program after Close: abandoned goroutines.
-	LeftRunning int `json:"left_running"`
-
-	// Program is how the program of a Goroutines cell died, if it did.
-	Program *Program `json:"program,omitempty"`
-	// StrayStdout counts the lines the tasks of a Goroutines cell printed
-	// to the program's own stdout; StrayExample is the first.
-	StrayStdout  int    `json:"stray_stdout_lines,omitempty"`
-	StrayExample string `json:"stray_stdout_example,omitempty"`
-
-	Expect     Expect   `json:"expect"`
-	Pass       bool     `json:"pass"` // whether the cell kept its promise
-	Mismatches []string `json:"mismatches,omitempty"`
-}
-
-// OK reports whether the cell behaved as the catalogue promises.
-func (r *Result) OK() bool { return len(r.Mismatches) == 0 }
-
-// RunCell runs scenario s under policy pol and checks the result against
-// the catalogue. An error means the cell could not run at all. A
-// Goroutines cell runs in a program of its own (see runProgram).
-func RunCell(ctx context.Context, s Scenario, pol Policy, o Options) (*Result, error) {
-	w := o.Workload
-	if err := w.check(); err != nil {
-		return nil, err
-	}
-	exp, ok := s.Expect[pol.Name]
-	if !ok {
-		return nil, fmt.Errorf("scenario %s has no promise for policy %s", s.Name, pol.Name)
-	}
-	dir, err := os.MkdirTemp("", "procpool-demo-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	if pol.Backend == procpool.Goroutines {
-		return runProgram(ctx, s, pol, o, exp, dir)
-	}
-	return runPool(ctx, s, pol, o, exp, dir)
-}
-
-// runPool runs the cell's pool, here, and checks it. dir is where the
-// cell's faults are noted.
-func runPool(ctx context.Context, s Scenario, pol Policy, o Options, exp Expect, dir string) (*Result, error) {
-	w := o.Workload
-	logger := o.Logger
-	if logger == nil {
-		logger = hclog.NewNullLogger()
-	}
-	faults := make([]string, len(w.Faults))
-	for i, f := range w.Faults {
-		faults[i] = strconv.Itoa(f)
-	}
-	cfg := procpool.Config{
-		Workers: o.Workers,
-		OnCrash: pol.OnCrash,
-		Retries: pol.Retries,
-		Backend: pol.Backend,
-		Logger:  logger,
-		Env:     []string{envFaults + "=" + strings.Join(faults, ","), envDir + "=" + dir},
-	}
-	if s.Config != nil {
-		s.Config(&cfg)
-	}
-	start := time.Now()
-	p, err := procpool.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w", s.Name, pol.Name, err)
-	}
-	defer p.Terminate()
-
-	r := &Result{Scenario: s.Name, Title: s.Title, Policy: pol.Name, Outcome: KindOK, Expect: exp}
-	var seen time.Time // when the first error reached the caller
-	delivered := false
-	yielded := 0
-	s.run(ctx, p, &cell{w: w, dir: dir, each: func(item int, err error) {
-		yielded++
-		if o.Progress != nil {
-			o.Progress(1)
-		}
-		if o.onItem != nil {
-			o.onItem(item, err)
-		}
-		if err == nil {
-			r.Items.OK++
-			if item == w.Faults[0] {
-				delivered = true
-			}
-			return
-		}
-		r.Items.Failed++
-		if r.Outcome == KindOK {
-			seen = time.Now()
-			r.Outcome, r.FirstError, r.FirstItem = Classify(err), err.Error(), item
-		}
-		var exit *procpool.WorkerExitError
-		if r.Death == "" && errors.As(err, &exit) {
-			r.Death = exit.Error()
-		}
-	}})
-	r.Items.NotRun = w.Items - yielded
-	if o.Progress != nil && r.Items.NotRun > 0 {
-		o.Progress(r.Items.NotRun)
-	}
-	st := p.Stats()
-	r.Stats = Counts{Completed: st.Completed, Failed: st.Failed, Lost: st.Lost, Retried: st.Retried, TimedOut: st.TimedOut, Deaths: st.Deaths}
-
-	probeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	v, err := taskProbe.Submit(p, 7).Get(probeCtx)
-	cancel()
-	r.Usable = err == nil && v == 49
-	if err != nil {
-		r.Probe = err.Error()
-	}
-	if err := p.Close(); err != nil {
-		r.Mismatches = append(r.Mismatches, fmt.Sprintf("Close: %v", err))
-	}
-	r.Took = time.Since(start)
-	r.LeftRunning = int(stillRunning.Load())
-
-	if t, ok := firstFault(dir); ok && !seen.IsZero() {
-		r.Detect = max(0, seen.Sub(t))
-	}
-	r.check(w, s, delivered)
-	r.Pass = r.OK()
-	return r, nil
-}
-
-// firstFault reads the moment of the earliest fault the cell noted.
-func firstFault(dir string) (time.Time, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, faultLog))
-	if err != nil {
-		return time.Time{}, false
-	}
-	var first int64
-	for line := range strings.Lines(string(b)) {
-		ns, err := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
-		if err == nil && (first == 0 || ns < first) {
-			first = ns
-		}
-	}
-	return time.Unix(0, first), first != 0
-}
-
-// check compares r with its promise.
-func (r *Result) check(w Workload, s Scenario, delivered bool) {
-	e := r.Expect
-	bad := func(format string, args ...any) { r.Mismatches = append(r.Mismatches, fmt.Sprintf(format, args...)) }
-	if r.Outcome != e.Outcome {
-		bad("first error seen: %s (%s), want %s", r.Outcome, r.FirstError, e.Outcome)
-	}
-	if r.Usable != e.Usable {
-		bad("usable afterwards: %v (%s), want %v", r.Usable, r.Probe, e.Usable)
-	}
-	if (r.Outcome == KindBroken || r.Outcome == KindLost) && r.Death == "" {
-		bad("the %s error holds no *WorkerExitError", r.Outcome)
-	}
-	// Imap "yields each result with its error in input order ... A failed
-	// call yields its error and iteration goes on": the caller sees every
-	// item, and the result of every call the pool completed. A broken pool
-	// takes no more work: Imap yields what was in flight, and stops.
-	if r.Items.NotRun > 0 && r.Outcome != KindBroken {
-		bad("Imap stopped early: %d of %d items never yielded, after %s at item %d", r.Items.NotRun, w.Items, r.Outcome, r.FirstItem)
-	}
-	if r.Items.OK != r.Stats.Completed {
-		bad("the pool completed %d calls, but Imap yielded %d results", r.Stats.Completed, r.Items.OK)
-	}
-	if e.PerFault == nil && r.Stats.Deaths != e.Deaths {
-		bad("Stats.Deaths %d, want %d (workers that died abruptly)", r.Stats.Deaths, e.Deaths)
-	}
-	if s.Delivered && !delivered {
-		bad("the result of item %d, sent before its worker died, did not reach the caller", w.Faults[0])
-	}
-	if pf := e.PerFault; pf != nil {
-		n := len(w.Faults)
-		want := Counts{
-			Completed: w.Items - n*(pf.Failed+pf.Lost+pf.TimedOut+pf.Unsent),
-			Failed:    n * pf.Failed,
-			Lost:      n * pf.Lost,
-			Retried:   n * pf.Retried,
-			TimedOut:  n * pf.TimedOut,
-			Deaths:    n * pf.Deaths,
-		}
-		if r.Stats != want {
-			bad("stats %+v, want %+v", r.Stats, want)
-		}
-		if r.LeftRunning != n*pf.LeftRunning {
-			bad("%d calls still running in the program after Close, want %d", r.LeftRunning, n*pf.LeftRunning)
-		}
 	}
 }

@@ -74,11 +74,66 @@ func noteFaultIn(dir string) {
 
 const faultLog = "faults"
 
+// runLogPrefix names, with the pid after it, the file in the cell's
+// directory where a process notes each call it begins: the item, a line
+// each. The demo counts the calls that ran more than once.
+const runLogPrefix = "runs-"
+
+// runLog is this process's run log, opened at its first call; nil outside a
+// cell.
+var runLog = sync.OnceValue(func() *os.File {
+	dir := os.Getenv(envDir)
+	if dir == "" {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(dir, runLogPrefix+strconv.Itoa(os.Getpid())), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil
+	}
+	return f // closed by the process's end
+})
+
+// noteRun notes that a call of item v begins. One unbuffered write: a
+// process that dies next has noted it. (On the goroutine backend the calls
+// share the file; each write is whole.)
+func noteRun(v int) {
+	if f := runLog(); f != nil {
+		f.WriteString(strconv.Itoa(v) + "\n")
+	}
+}
+
+// reruns counts the items whose calls began more than once, as the run logs
+// in dir tell.
+func reruns(dir string) (int, error) {
+	logs, err := filepath.Glob(filepath.Join(dir, runLogPrefix+"*"))
+	if err != nil {
+		return 0, err
+	}
+	runs := map[string]int{}
+	for _, name := range logs {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return 0, err
+		}
+		for line := range strings.Lines(string(b)) {
+			runs[strings.TrimSpace(line)]++
+		}
+	}
+	n := 0
+	for _, k := range runs {
+		if k > 1 {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // faulty makes the task of a scenario: it does the work of every item, but
 // first runs fault on the items of faultItems. A fault that returns an
 // error fails the call with it; most never return.
 func faulty(fault func(ctx context.Context, v int) error) func(context.Context, int) (int, error) {
 	return func(ctx context.Context, v int) (int, error) {
+		noteRun(v)
 		if faultItems()[v] {
 			noteFault()
 			if err := fault(ctx, v); err != nil {
@@ -185,11 +240,13 @@ var (
 		if !ok {
 			return 0, fmt.Errorf("unexpected argument %T", x)
 		}
+		noteRun(v)
 		return work(v), nil
 	})
 	// taskAnyResult returns a chan, which cannot be encoded, for a faulting
 	// item.
 	taskAnyResult = procpool.Register("demo.any-result", func(_ context.Context, v int) (any, error) {
+		noteRun(v)
 		if faultItems()[v] {
 			noteFault()
 			return make(chan int), nil
@@ -200,6 +257,7 @@ var (
 	// behind a goroutine that kills the process a moment later: the result
 	// was sent, the worker dies in its next call.
 	taskAfterSend = procpool.Register("demo.after-send", func(_ context.Context, v int) (int, error) {
+		noteRun(v)
 		if d := doomedAfter.Load(); d != 0 && int64(v) > d {
 			// The process is about to die: hold this call until it does, so
 			// that the death always strikes a call in progress, as it
@@ -219,6 +277,24 @@ var (
 		return work(v), nil
 	})
 
+	// taskMemory allocates without bound, a MiB at a time, touching every
+	// page, as a runaway call does: the pool's memory watcher sees it grow,
+	// and kills its worker near Config.MaxMemoryPerWorker. Nothing bounds
+	// a goroutine's memory: there it gives up at runawayCap, with an error,
+	// rather than take the machine's memory.
+	taskMemory = procpool.Register("demo.memory", faulty(func(context.Context, int) error {
+		var held [][]byte
+		for len(held) < runawayCap>>20 {
+			b := make([]byte, 1<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			held = append(held, b)
+			time.Sleep(2 * time.Millisecond) // a runaway, not a single huge allocation
+		}
+		return fmt.Errorf("grew to %d MiB, and nothing stopped it", len(held))
+	}))
+
 	// taskProbe is the call that tells whether a pool still works.
 	taskProbe = procpool.Register("demo.probe", func(_ context.Context, v int) (int, error) { return v * v, nil })
 )
@@ -234,6 +310,10 @@ func running() func() {
 	stillRunning.Add(1)
 	return func() { stillRunning.Add(-1) }
 }
+
+// runawayCap is as far as a runaway call grows, if nothing stops it: far
+// over memoryLimit.
+const runawayCap = 256 << 20
 
 // afterSendDelay is how long the goroutine an after-send item leaves behind
 // waits before it ends the process: long after the item's result was sent.

@@ -2,9 +2,10 @@
 //
 // It runs a catalogue of real faults inside worker processes (a task that
 // returns an error or panics, os.Exit, SIGKILL, a segfault, Go fatal errors,
-// hangs, garbage on stdout, values that cannot be encoded, a crash after the
-// result was sent), each struck by a few items in the middle of a real
-// workload, under each crash policy, and prints what the caller saw. The
+// hangs, runaway memory, garbage on stdout, values that cannot be encoded, a
+// crash after the result was sent), each struck by a few items in the middle
+// of a real workload, under each crash policy, and prints what the caller
+// saw, and how many calls ran more than once. The
 // last column runs the same cells on the goroutine backend, each in a
 // program of its own (the demo re-executed), because there a fault that
 // kills the process kills the whole program: the demo reports how it died.
@@ -172,7 +173,7 @@ func isTerminal(f *os.File) bool {
 // printTable prints the results, a row per cell, grouped by scenario.
 func printTable(out io.Writer, results []*Result) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tPOLICY\tFIRST ERROR THE CALLER SEES\tFAULT→ERROR\tCOMPLETED\tFAILED\tLOST\tRETRIED\tTIMED OUT\tDEATHS\tPOOL AFTER\tPROMISE")
+	fmt.Fprintln(tw, "SCENARIO\tPOLICY\tFIRST ERROR THE CALLER SEES\tFAULT→ERROR\tCOMPLETED\tFAILED\tLOST\tRETRIED\tTIMED OUT\tMEM KILLS\tDEATHS\tRERUN\tPOOL AFTER\tPROMISE")
 	prev := ""
 	for _, r := range results {
 		title := r.Title
@@ -192,11 +193,11 @@ func printTable(out io.Writer, results []*Result) {
 		if !r.OK() {
 			check = "✗ NOT KEPT"
 		}
-		stats := fmt.Sprintf("%d\t%d\t%d\t%d\t%d\t%d",
-			r.Stats.Completed, r.Stats.Failed, r.Stats.Lost, r.Stats.Retried, r.Stats.TimedOut, r.Stats.Deaths)
+		stats := fmt.Sprintf("%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d",
+			r.Stats.Completed, r.Stats.Failed, r.Stats.Lost, r.Stats.Retried, r.Stats.TimedOut, r.Stats.MemoryKills, r.Stats.Deaths, r.Rerun)
 		if r.Program != nil {
-			// No Pool.Stats: the pool died with the program.
-			stats, after = "—\t—\t—\t—\t—\t—", "dead"
+			// No Pool.Stats, no count of runs: the pool died with the program.
+			stats, after = "—\t—\t—\t—\t—\t—\t—\t—", "dead"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			title, policyLabel(r.Policy), r.Outcome, detect, stats, after, check)
@@ -204,7 +205,9 @@ func printTable(out io.Writer, results []*Result) {
 	tw.Flush()
 	fmt.Fprintln(out, "\nFAULT→ERROR: from the moment the first faulting call began, as its worker noted it (the caller, for an argument")
 	fmt.Fprintln(out, "that cannot be encoded), to the first error the caller saw.")
-	fmt.Fprintln(out, "COMPLETED … DEATHS: Pool.Stats after the workload. POOL AFTER: whether a call submitted afterwards succeeded.")
+	fmt.Fprintln(out, "COMPLETED … DEATHS: Pool.Stats after the workload (MEM KILLS: calls that took their worker over MaxMemoryPerWorker).")
+	fmt.Fprintln(out, "RERUN: calls that began more than once, as the tasks noted each run: only Retries runs a call again.")
+	fmt.Fprintln(out, "POOL AFTER: whether a call submitted afterwards succeeded.")
 	if slices.ContainsFunc(results, func(r *Result) bool { return r.Policy == "goroutines" }) {
 		fmt.Fprintln(out, "Goroutines, where the whole program died: how it ended, as the demo saw it from outside; no caller was left")
 		fmt.Fprintln(out, "to see an error, and no Pool.Stats to read.")
@@ -254,6 +257,9 @@ func goroutineNote(r *Result) string {
 	case r.LeftRunning > 0:
 		return fmt.Sprintf("%s on time, but %d timed-out calls still run in the program after Close: a goroutine cannot be killed",
 			r.Outcome, r.LeftRunning)
+	case r.Policy == "goroutines" && r.Scenario == "memory":
+		return fmt.Sprintf("%s: nothing bounds a goroutine's memory, which is the program's: each runaway grew to %d MiB, then gave up",
+			r.Outcome, runawayCap>>20)
 	case r.StrayStdout > 0:
 		return fmt.Sprintf("%s, but %d lines the tasks printed went to the program's own stdout, such as %q",
 			r.Outcome, r.StrayStdout, truncate(r.StrayExample, 40))
@@ -281,6 +287,12 @@ func printDeaths(out io.Writer, results []*Result) {
 		fmt.Fprintln(tw, "  "+l)
 	}
 	tw.Flush()
+	for _, r := range results {
+		if r.OverMemory != "" {
+			fmt.Fprintf(out, "\nThe *MemoryLimitError the caller of a runaway call got (errors.As):\n  %s\n", r.OverMemory)
+			return
+		}
+	}
 }
 
 func policyLabel(name string) string {

@@ -10,7 +10,8 @@
 // reached memory by the time its parent has reaped it. An entry is
 // published by storing the log's length after it, so a worker killed in
 // the middle of a write leaves it unpublished: Read never sees a torn
-// outcome.
+// outcome. While the worker lives, the parent may only Peek at the call it
+// runs, whose two words Start stores atomically.
 //
 // Layout, little-endian:
 //
@@ -32,6 +33,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/procpool/procpool/internal/wire"
 )
@@ -75,6 +78,11 @@ func NewWriter(mem []byte) *Writer {
 
 func (w *Writer) put(off int, v uint64) { binary.LittleEndian.PutUint64(w.mem[off:], v) }
 
+// word is one of the words Peek reads while the worker runs.
+func (w *Writer) word(off int) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&w.mem[off]))
+}
+
 // Start records that the call index of run is starting. A death before
 // Start returns leaves no call running, or the one before it, which ended:
 // the call had not begun. Within a run it costs one store.
@@ -83,12 +91,12 @@ func (w *Writer) Start(run uint64, index int) {
 		return
 	}
 	if run == w.run {
-		w.put(offIndex, uint64(index))
+		w.word(offIndex).Store(uint64(index))
 		return
 	}
-	w.put(offRun, 0)
-	w.put(offIndex, uint64(index))
-	w.put(offRun, run)
+	w.word(offRun).Store(0)
+	w.word(offIndex).Store(uint64(index))
+	w.word(offRun).Store(run)
 	w.run = run
 }
 
@@ -155,6 +163,27 @@ func (w *Writer) Reset() {
 	w.put(offLen, 0)
 	w.n = 0
 	w.next.run = 0
+}
+
+// Peek returns the call a live worker's journal names: the one it runs, or,
+// between calls, the one it ran last; ok is false if it names none yet. Unlike
+// Read it may race the worker's writes, so it loads only the words Start
+// stores, atomically: a run id loaded the same before and after the index
+// vouches that the index is that run's, since a run, once left, never runs
+// again.
+func Peek(mem []byte) (run uint64, index int, ok bool) {
+	if len(mem) < headerLen {
+		return 0, 0, false
+	}
+	w := &Writer{mem: mem}
+	for range 3 { // a Start in between: look again
+		run = w.word(offRun).Load()
+		index = int(w.word(offIndex).Load())
+		if run != 0 && w.word(offRun).Load() == run {
+			return run, index, true
+		}
+	}
+	return 0, 0, false
 }
 
 // Entry is one recorded outcome.

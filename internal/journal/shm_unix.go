@@ -10,7 +10,8 @@ import (
 )
 
 // Create returns a file of Size bytes to pass to a worker, and the parent's
-// mapping of it, to Read once the worker is dead and then Unmap.
+// mapping of it, to Peek at while the worker lives, to Read once it is dead
+// and then to Unmap.
 func Create() (*os.File, []byte, error) {
 	f, err := create()
 	if err != nil {

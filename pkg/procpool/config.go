@@ -155,13 +155,37 @@ type Config struct {
 	// calls, and starts a fresh one; 0 means never.
 	MaxTasksPerWorker int
 
-	// MaxMemoryPerWorker retires a worker whose resident memory, read after
-	// each run, is over this many bytes; 0 means never. A worker that starts
-	// above it is exempt, lest the pool replace it forever. The memory is
-	// read from /proc on Linux, proc_info on macOS and the kern.proc sysctl
-	// on FreeBSD, for workers on this machine only; where it cannot be read,
-	// New fails with an error matching [errors.ErrUnsupported] rather than
-	// run without the limit.
+	// MaxMemoryPerWorker bounds the resident memory of each worker, in
+	// bytes; 0 means no bound. The pool reads it every 100 ms while a worker
+	// runs a call, and after each run:
+	//
+	//   - A call that takes its worker over the limit while it runs is
+	//     stopped: the pool kills the worker (SIGKILL) and replaces it, under
+	//     either [Config.OnCrash] (the pool does not break). The call fails
+	//     with [ErrMemoryLimit], a *[MemoryLimitError] that says how far the
+	//     worker grew, is not run again, whatever Retries, and counts in
+	//     [Stats.MemoryKills]; the other calls the worker held keep their
+	//     results or run on another worker, as after any death. The kill is
+	//     the pool's, not a crash: it is not in Stats.Deaths, nor counts
+	//     towards MaxConsecutiveDeaths. Between two reads a call may grow
+	//     past the limit by what it allocates in 100 ms. A call is charged
+	//     for what it adds after the pool first sees it run, within 100 ms
+	//     of its start, for a worker's memory is all its calls': one that
+	//     finds its worker over the limit then (left so by the calls before
+	//     it, or by its own first moments) is killed only once it adds a
+	//     further quarter of the limit.
+	//   - A worker over the limit after a run, left so by its calls, is
+	//     retired: it takes no more work and is replaced once it has run
+	//     what it holds.
+	//
+	// A worker that starts above the limit is exempt from both, lest the
+	// pool replace it forever. The memory is read from /proc on Linux,
+	// proc_info on macOS and the kern.proc sysctl on FreeBSD, for the
+	// default launcher's workers only, children of this process: those of
+	// other launchers (SSH, Slurm, Exec) are not bounded, nor are the
+	// Goroutines backend's, whose memory is the program's. Where it cannot
+	// be read, New fails with an error matching [errors.ErrUnsupported]
+	// rather than run without the limit.
 	MaxMemoryPerWorker int64
 
 	// Initializer runs once in every worker, replacements too, before it

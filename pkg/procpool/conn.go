@@ -41,6 +41,10 @@ type conn interface {
 	// rss is the worker's resident memory in bytes, or -1 if it cannot be
 	// read from here.
 	rss() int64
+	// running is the call the worker runs, or, between calls, ran last, as
+	// its journal says: its run's id and its index in the run. ok is false
+	// for a worker without a journal, or one that has run nothing yet.
+	running() (run uint64, index int, ok bool)
 }
 
 // events is what a conn reports, upward, to the scheduler; a member

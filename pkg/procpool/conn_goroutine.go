@@ -48,12 +48,13 @@ func (c *goroutineConn) serve(ev events) {
 	go c.run()
 }
 
-func (c *goroutineConn) pid() int             { return os.Getpid() }
-func (c *goroutineConn) rss() int64           { return -1 } // the program's own: not the worker's to answer for
-func (c *goroutineConn) sendNow()             {}
-func (c *goroutineConn) stop()                { c.stopOnce.Do(func() { close(c.stopCh) }) }
-func (c *goroutineConn) kill(why string)      { c.abandon(why) }
-func (c *goroutineConn) terminate(why string) { c.abandon(why) }
+func (c *goroutineConn) pid() int                     { return os.Getpid() }
+func (c *goroutineConn) rss() int64                   { return -1 }          // the program's own: not the worker's to answer for
+func (c *goroutineConn) running() (uint64, int, bool) { return 0, 0, false } // no journal: nothing kills a goroutine's call midway
+func (c *goroutineConn) sendNow()                     {}
+func (c *goroutineConn) stop()                        { c.stopOnce.Do(func() { close(c.stopCh) }) }
+func (c *goroutineConn) kill(why string)              { c.abandon(why) }
+func (c *goroutineConn) terminate(why string)         { c.abandon(why) }
 
 func (c *goroutineConn) post(b *batch) {
 	c.x.Queue(b.id) // a Cancel before it starts is kept for it

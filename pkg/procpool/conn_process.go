@@ -52,7 +52,6 @@ type processConn struct {
 	stream  *wire.Stream
 	fwd     *stderrlog.Forwarder
 	ev      events
-	journal []byte // the parent's mapping of the worker's journal, or nil; read and unmapped by exit
 
 	wake       chan struct{} // the sender has work
 	done       chan struct{} // closed once the end is reported
@@ -73,10 +72,11 @@ type processConn struct {
 	sendMu sync.Mutex // held while writing to stdin; guards spare
 	spare  []*batch   // the writer's buffer, swapped with out
 
-	killMu   sync.Mutex // guards isReaped, reason and killed
-	isReaped bool       // the pid may name another process now: signal nothing
+	killMu   sync.Mutex // guards isReaped, reason, killed and journal
+	isReaped bool       // the pid may name another process now: signal nothing, read nothing of it
 	reason   string     // why the pool killed it, or why it broke down
 	killed   bool       // the pool signalled it on purpose
+	journal  []byte     // the parent's mapping of the worker's journal, or nil; read and unmapped by exit
 }
 
 // connSpec is what a conn needs from the pool to start and serve a worker.
@@ -104,11 +104,27 @@ func (c *processConn) serve(ev events) {
 
 func (c *processConn) pid() int { return c.procPID }
 
+// rss reads the memory of the process itself, never of one that took its
+// pid after it was reaped.
 func (c *processConn) rss() int64 {
 	if !c.spec.group.local {
 		return -1
 	}
+	c.killMu.Lock()
+	defer c.killMu.Unlock()
+	if c.isReaped {
+		return -1
+	}
 	return procfs.ResidentMemory(c.procPID)
+}
+
+func (c *processConn) running() (run uint64, index int, ok bool) {
+	c.killMu.Lock()
+	defer c.killMu.Unlock()
+	if c.journal == nil {
+		return 0, 0, false
+	}
+	return journal.Peek(c.journal)
 }
 
 // run performs the handshake, then reads results until the stream ends,
@@ -446,14 +462,18 @@ func (c *processConn) exit(streamErr error) {
 // ended: results the worker wrote may then be unread, and the journal,
 // which keeps only those not written, cannot replace them.
 func (c *processConn) lastWords(streamErr error) *journal.Record {
-	if c.journal == nil {
+	c.killMu.Lock()
+	mem := c.journal
+	c.journal = nil // running peeks at it no more
+	c.killMu.Unlock()
+	if mem == nil {
 		return nil
 	}
-	defer journal.Unmap(c.journal)
+	defer journal.Unmap(mem)
 	if streamErr != io.EOF {
 		return nil
 	}
-	rec, err := journal.Read(c.journal)
+	rec, err := journal.Read(mem)
 	if err != nil {
 		c.log.Warn("worker's journal unreadable; its death is charged to every call it held", "error", err)
 		return nil

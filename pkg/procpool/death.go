@@ -11,8 +11,9 @@ import (
 
 // This file is the death policy: what follows the end of a worker (ended),
 // what becomes of the calls it held (salvage), breaking the pool
-// (breakPool), starting a replacement (respawn), and retiring a worker for
-// its memory. Every function here runs under p.mu unless it says otherwise.
+// (breakPool), and starting a replacement (respawn). The memory limit, which
+// kills or retires a worker, is in memory.go. Every function here runs under
+// p.mu unless it says otherwise.
 //
 // The records of a death here leave out the worker's stderr: its forwarder
 // (internal/stderrlog) has logged it already, a crash report as one record,
@@ -81,9 +82,15 @@ func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause, last *journ
 			m.log.Warn("worker exited uncleanly after Close", "error", e)
 		}
 		return false
+	case m.memKilled > 0:
+		// The pool's own kill, not a crash: it neither breaks the pool
+		// nor counts towards the crash-loop guard.
+		m.log.Info("worker replaced after it was killed for its memory", "exit", e)
+		p.salvage(m, e, chargeMemory)
+		return replace
 	case m.onPurpose:
 		m.log.Info("worker replaced after it did not stop an abandoned task", "exit", e)
-		p.salvage(m, e, true)
+		p.salvage(m, e, chargeNone)
 		return replace
 	}
 
@@ -105,7 +112,7 @@ func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause, last *journ
 		p.deaths++
 	}
 	m.log.Error("worker died; replacing it", "error", e, "held", describe(m.held))
-	p.salvage(m, e, false)
+	p.salvage(m, e, chargeLost)
 	if p.deaths >= p.cfg.MaxConsecutiveDeaths {
 		p.breakPool(e, fmt.Sprintf("crash loop: %d workers died in a row without any work completing", p.deaths), m)
 		return false
@@ -145,15 +152,31 @@ func (p *Pool) breakPool(cause error, why string, dead *member) {
 // task gets its own value.
 func (p *Pool) brokenErr() error { return fmt.Errorf("%w: %w", ErrBrokenPool, p.cause) }
 
-// salvage deals with the batches a dead worker held under Respawn. The
-// call it was running is lost (retried while Config.Retries allows), or,
-// if the pool killed the worker on purpose, already failed. Calls that
-// never started go back to the queue without using a retry, in their
-// order, ahead of newer work. Its journal tells which call was running
-// (m.culprit); without one, with progress (Config.TaskTimeout) it is the
-// first call without a result, and otherwise any call of the first batch
-// without a result may have run.
-func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
+// charge is what becomes of the call a dead worker was running.
+type charge int
+
+const (
+	// chargeLost: the worker crashed. The call runs again while
+	// Config.Retries allows, and then fails with ErrWorkerLost.
+	chargeLost charge = iota
+	// chargeNone: the pool killed the worker over a call that had failed
+	// already (timed out, cancelled).
+	chargeNone
+	// chargeMemory: the pool killed the worker for its memory. The call
+	// fails with a *MemoryLimitError, and never runs again: it would only
+	// grow another worker as far.
+	chargeMemory
+)
+
+// salvage deals with the batches a dead worker held, when the pool lives
+// on: under Respawn, or after a kill of the pool's own. The call it was
+// running is charged as how says. Calls that never started go back to the
+// queue without using a retry, in their order, ahead of newer work. Its
+// journal tells which call was running (m.culprit); without one, with
+// progress (Config.TaskTimeout) or a call already failed it is the first
+// call without a result, and otherwise any call of the first batch without a
+// result may have run.
+func (p *Pool) salvage(m *member, e *WorkerExitError, how charge) {
 	c := m.culprit
 	held := p.takeHeld(m)
 	for i := len(held) - 1; i >= 0; i-- {
@@ -172,7 +195,7 @@ func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
 				return b == c.b && j == c.i
 			case i > 0:
 				return false
-			case onPurpose || p.cfg.TaskTimeout > 0:
+			case how == chargeNone || p.cfg.TaskTimeout > 0:
 				return j == b.got
 			}
 			return true
@@ -183,6 +206,9 @@ func (p *Pool) salvage(m *member, e *WorkerExitError, onPurpose bool) {
 			case b.out[j].err != nil:
 			case !ran(j):
 				again = append(again, j)
+			case how == chargeMemory:
+				b.out[j] = outcome{err: p.memoryError(m, e), culprit: c.known}
+				p.counts.memoryKills++
 			case b.tries < p.cfg.Retries:
 				retry = append(retry, j)
 			default:
@@ -264,24 +290,6 @@ func (p *Pool) respawn(slot int) {
 		}
 	case p.state != open && p.state != closing:
 		m.conn.kill("the pool stopped while it started")
-	}
-}
-
-// exemptIfBloated exempts m from memory retirement if it starts above the
-// limit, at rss bytes: retiring it would only start another like it, forever.
-func (p *Pool) exemptIfBloated(m *member, rss int64) {
-	if limit := p.cfg.MaxMemoryPerWorker; limit > 0 && rss > limit {
-		m.memExempt = true
-		m.log.Warn("a fresh worker is already over MaxMemoryPerWorker; it will not be retired for memory", "rss", rss, "limit", limit)
-	}
-}
-
-// checkMemory retires m if its resident memory, rss bytes (-1 if unknown),
-// is over [Config.MaxMemoryPerWorker].
-func (p *Pool) checkMemory(m *member, rss int64) {
-	if limit := p.cfg.MaxMemoryPerWorker; limit > 0 && rss > limit && !m.memExempt && !m.retiring {
-		m.log.Info("retiring worker: resident memory over MaxMemoryPerWorker", "rss", rss, "limit", limit)
-		p.retire(m)
 	}
 }
 

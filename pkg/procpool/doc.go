@@ -47,6 +47,9 @@
 // stdout; what follows depends on [Config.OnCrash]. Under Break, every pending
 // task fails with an error matching [ErrBrokenPool] that also holds a
 // *[WorkerExitError] naming the worker, how it died and the tail of its stderr.
+// With [Config.MaxMemoryPerWorker], a call that takes its worker over the
+// limit is stopped as it grows: the pool kills the worker and replaces it,
+// under either policy, and that call alone fails, with [ErrMemoryLimit].
 //
 // # When a worker dies
 //

@@ -19,6 +19,14 @@ var (
 	// running it under the Respawn policy.
 	ErrWorkerLost = errors.New("procpool: worker lost")
 
+	// ErrMemoryLimit is matched by the error of a call that was running
+	// when the pool killed its worker for going over
+	// [Config.MaxMemoryPerWorker]. The error is a *[MemoryLimitError]. The
+	// call is not run again, whatever [Config.Retries], and the pool does
+	// not break, whatever [Config.OnCrash]: the kill is the pool's own, not
+	// a crash.
+	ErrMemoryLimit = errors.New("procpool: worker over MaxMemoryPerWorker")
+
 	// ErrTaskTimeout is matched by the error of a task that ran past
 	// Config.TaskTimeout.
 	ErrTaskTimeout = errors.New("procpool: task timed out")
@@ -202,6 +210,53 @@ func (e *WorkerExitError) Error() string {
 // "[signal ...]" line that may follow), or else the last line it printed
 // that is not part of a goroutine or register dump. Error ends with it.
 func (e *WorkerExitError) Headline() string { return stderrlog.Headline(e.Stderr) }
+
+// MemoryLimitError is the error of a call that was running when the pool
+// killed its worker, whose resident memory had gone over
+// [Config.MaxMemoryPerWorker]: the call that made it grow, as far as the pool
+// can tell (see [Config.MaxMemoryPerWorker]). It matches [ErrMemoryLimit], and
+// errors.As finds the worker's *[WorkerExitError] through it.
+//
+//	var mle *procpool.MemoryLimitError
+//	if errors.As(err, &mle) {
+//		log.Printf("input too large: its worker reached %d MiB", mle.RSS>>20)
+//	}
+type MemoryLimitError struct {
+	RSS   int64            // the worker's resident memory, in bytes, when the pool saw it over the limit
+	Limit int64            // Config.MaxMemoryPerWorker, in bytes
+	Exit  *WorkerExitError // the worker's end: its pid, the SIGKILL, the call it was running
+}
+
+func (e *MemoryLimitError) Error() string {
+	who := "worker"
+	if e.Exit != nil {
+		who = "worker " + name(e.Exit.PID, e.Exit.Host)
+	}
+	return fmt.Sprintf("procpool: %s used %s, over MaxMemoryPerWorker %s", who, mib(e.RSS), mib(e.Limit))
+}
+
+// Is reports whether target is [ErrMemoryLimit].
+func (e *MemoryLimitError) Is(target error) bool { return target == ErrMemoryLimit }
+
+// Unwrap returns the worker's *[WorkerExitError].
+func (e *MemoryLimitError) Unwrap() error {
+	if e.Exit == nil {
+		return nil // not a nil *WorkerExitError in an interface
+	}
+	return e.Exit
+}
+
+// mib writes a size in bytes as people read memory: "200 MiB", "612.4 MiB",
+// or "4096 bytes" below a mebibyte.
+func mib(n int64) string {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // Stage names where a value failed to cross the pipe.
 type Stage string

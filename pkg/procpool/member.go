@@ -35,7 +35,10 @@ type member struct {
 	isReady    bool          // handshake complete
 	stopping   bool          // the pool asked it to exit
 	retiring   bool          // takes no more work, then stops
-	memExempt  bool          // started above MaxMemoryPerWorker: never retired for memory
+	memExempt  bool          // started above MaxMemoryPerWorker: never retired nor killed for memory
+	memKilled  int64         // the resident memory it was killed at, for being over MaxMemoryPerWorker; 0 if not
+	memCall    callRef       // the call the memory watcher last saw it run
+	memBase    int64         // its resident memory when the watcher first saw it run memCall
 	onPurpose  bool          // the pool is killing it: not a crash
 	gone       bool          // the pool has dealt with its end
 	assigned   int           // calls posted

@@ -128,6 +128,10 @@ func New(cfg Config) (*Pool, error) {
 	p.groups = groups(userCfg, command)
 	p.env = workerEnv(cfg)
 	p.spawner = newSpawner(&p.wg)
+	if cfg.MaxMemoryPerWorker > 0 && cfg.Backend == Processes {
+		p.wg.Add(1)
+		go p.watchMemory() // ends with p.ctx, in shutdown
+	}
 	if err := p.prepareLaunchers(ctx); err != nil {
 		p.Terminate()
 		return nil, fmt.Errorf("%w: %w", ErrStartup, err)

@@ -28,7 +28,13 @@ type Stats struct {
 	Lost      int // calls that failed with ErrWorkerLost
 	Retried   int // calls run again after their worker died
 	TimedOut  int // calls that ran past Config.TaskTimeout
-	Deaths    int // workers that died abruptly (not retired, not killed on purpose)
+	// MemoryKills counts the calls that failed with [ErrMemoryLimit]: the
+	// pool killed their worker, which they had taken over
+	// [Config.MaxMemoryPerWorker], and replaced it. Like a timed-out call's,
+	// that kill is the pool's own: it is not in Deaths, and the call is not
+	// in Failed or Lost.
+	MemoryKills int
+	Deaths      int // workers that died abruptly (not retired, not killed on purpose, such as for their memory)
 }
 
 // WorkerState is where a worker slot is in its life.
@@ -66,12 +72,13 @@ func (p *Pool) Stats() Stats {
 	p.mustBeUsable("Stats")
 	p.mu.Lock()
 	s := Stats{
-		Completed: p.counts.completed,
-		Failed:    p.counts.failed,
-		Lost:      p.counts.lost,
-		Retried:   p.counts.retried,
-		TimedOut:  p.counts.timedOut,
-		Deaths:    p.counts.deaths,
+		Completed:   p.counts.completed,
+		Failed:      p.counts.failed,
+		Lost:        p.counts.lost,
+		Retried:     p.counts.retried,
+		TimedOut:    p.counts.timedOut,
+		MemoryKills: p.counts.memoryKills,
+		Deaths:      p.counts.deaths,
 	}
 	for _, b := range p.queue.items[p.queue.head:] {
 		if b != nil && b.state == queued {
@@ -133,5 +140,5 @@ func (m *member) calls() (running, queued int) {
 }
 
 type counts struct {
-	completed, failed, lost, retried, timedOut, deaths int
+	completed, failed, lost, retried, timedOut, memoryKills, deaths int
 }

@@ -107,10 +107,14 @@ var (
 		time.Sleep(time.Hour)
 		return 0, nil
 	})
-	// Leak keeps n MiB it will never free.
+	// Leak keeps n MiB it will never free. It touches a byte per page,
+	// which makes each resident, and no more: a leak of a few MiB is over
+	// before the memory watcher has read it twice, so that a worker it
+	// takes over MaxMemoryPerWorker is retired after the run rather than
+	// killed in it.
 	Leak = procpool.Register("test.leak", func(_ context.Context, n int) (int, error) {
 		b := make([]byte, n<<20)
-		for i := range b {
+		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1
 		}
 		leaked = append(leaked, b)
@@ -588,3 +592,39 @@ func pattern(seed, n int) []byte {
 	}
 	return b
 }
+
+// Tasks of the memory limit tests.
+
+// GrowArg is Grow's argument.
+type GrowArg struct {
+	I       int
+	Runaway bool   // grow without bound
+	Dir     string // where each run appends its pid, as a line, to a file named I
+}
+
+// Grow notes each run of its call in a file, then returns I squared, or,
+// for a runaway, allocates 1 MiB after 1 MiB, touching every page, a little
+// at a time so that the pool's memory watcher sees it grow, until the pool
+// kills it. It gives up at 1 GiB, rather than take a shared machine's memory,
+// if nothing stopped it.
+var Grow = procpool.Register("test.grow", func(_ context.Context, a GrowArg) (int, error) {
+	f, err := os.OpenFile(filepath.Join(a.Dir, strconv.Itoa(a.I)), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintln(f, os.Getpid())
+	f.Close()
+	if !a.Runaway {
+		return a.I * a.I, nil
+	}
+	var held [][]byte
+	for len(held) < 1<<10 {
+		b := make([]byte, 1<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		held = append(held, b)
+		time.Sleep(2 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("grew to %d MiB, and nothing stopped it", len(held))
+})
