@@ -178,32 +178,17 @@ func newScalingSuite(ctx context.Context, sizes Sizes, counts []int, progress fu
 	return s, nil
 }
 
-// newScalingPool starts a Respawn pool of k workers and warms it up: round
-// trips, a Map of tiny calls at chunksize 1, and a Map of one sleep per
-// worker, so that the first run pays for no code paged in nor estimate
-// made.
+// newScalingPool starts a Respawn pool of k workers and warms it up (see
+// startWarm) with a Map of tiny calls at chunksize 1 and a Map of one sleep
+// per worker.
 func newScalingPool(ctx context.Context, k int, ints []int) (*procpool.Pool, error) {
-	p, err := procpool.New(procpool.Config{Workers: k, OnCrash: procpool.Respawn, Logger: quietLogger})
-	if err != nil {
-		return nil, err
-	}
-	warm := func() error {
-		for i := range 100 {
-			if _, err := Noop.Submit(p, i).Get(ctx); err != nil {
-				return err
-			}
-		}
+	return startWarm(ctx, procpool.Config{Workers: k, OnCrash: procpool.Respawn}, func(p *procpool.Pool) error {
 		if _, err := Noop.Map(ctx, p, ints[:2000], procpool.Chunksize(1)); err != nil {
 			return err
 		}
 		_, err := Sleep.Map(ctx, p, slices.Repeat([]int{scaleSleepMs}, k), procpool.Chunksize(1))
 		return err
-	}
-	if err := warm(); err != nil {
-		p.Terminate()
-		return nil, err
-	}
-	return p, nil
+	})
 }
 
 // startAndClose times New of a pool of k workers to its first result, and

@@ -200,24 +200,33 @@ func implOf(b procpool.Backend) string {
 	return iProcesses
 }
 
-// newPool starts a pool and warms it up: the first calls page in code and
-// grow buffers, which is start-up's cost, not throughput's.
+// newPool starts a pool and warms it up (see startWarm) with a Map of
+// trivial calls.
 func newPool(ctx context.Context, cfg procpool.Config, w *work) (*procpool.Pool, error) {
+	return startWarm(ctx, cfg, func(p *procpool.Pool) error {
+		_, err := Noop.Map(ctx, p, w.ints[:min(len(w.ints), 10_000)])
+		return err
+	})
+}
+
+// startWarm starts a pool and warms it up with round trips, then warm: the
+// first calls page in code, grow buffers and make the scheduler's
+// estimates, which is start-up's cost, not what a run measures.
+func startWarm(ctx context.Context, cfg procpool.Config, warm func(*procpool.Pool) error) (*procpool.Pool, error) {
 	cfg.Logger = quietLogger
 	p, err := procpool.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	warm := func() error {
+	err = func() error {
 		for i := range 100 {
 			if _, err := Noop.Submit(p, i).Get(ctx); err != nil {
 				return err
 			}
 		}
-		_, err := Noop.Map(ctx, p, w.ints[:min(len(w.ints), 10_000)])
-		return err
-	}
-	if err := warm(); err != nil {
+		return warm(p)
+	}()
+	if err != nil {
 		p.Terminate()
 		return nil, err
 	}

@@ -78,9 +78,10 @@ func NewWriter(mem []byte) *Writer {
 
 func (w *Writer) put(off int, v uint64) { binary.LittleEndian.PutUint64(w.mem[off:], v) }
 
-// word is one of the words Peek reads while the worker runs.
-func (w *Writer) word(off int) *atomic.Uint64 {
-	return (*atomic.Uint64)(unsafe.Pointer(&w.mem[off]))
+// word is one of the words of mem that Start stores and Peek loads while
+// the worker runs.
+func word(mem []byte, off int) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&mem[off]))
 }
 
 // Start records that the call index of run is starting. A death before
@@ -91,12 +92,12 @@ func (w *Writer) Start(run uint64, index int) {
 		return
 	}
 	if run == w.run {
-		w.word(offIndex).Store(uint64(index))
+		word(w.mem, offIndex).Store(uint64(index))
 		return
 	}
-	w.word(offRun).Store(0)
-	w.word(offIndex).Store(uint64(index))
-	w.word(offRun).Store(run)
+	word(w.mem, offRun).Store(0)
+	word(w.mem, offIndex).Store(uint64(index))
+	word(w.mem, offRun).Store(run)
 	w.run = run
 }
 
@@ -175,11 +176,10 @@ func Peek(mem []byte) (run uint64, index int, ok bool) {
 	if len(mem) < headerLen {
 		return 0, 0, false
 	}
-	w := &Writer{mem: mem}
 	for range 3 { // a Start in between: look again
-		run = w.word(offRun).Load()
-		index = int(w.word(offIndex).Load())
-		if run != 0 && w.word(offRun).Load() == run {
+		run = word(mem, offRun).Load()
+		index = int(word(mem, offIndex).Load())
+		if run != 0 && word(mem, offRun).Load() == run {
 			return run, index, true
 		}
 	}

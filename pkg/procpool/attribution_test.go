@@ -142,9 +142,7 @@ func TestKilledWorkerNeverYieldsATornResult(t *testing.T) {
 	p, _ := relPool(t, 2*time.Minute, procpool.Config{Workers: 2, OnCrash: procpool.Respawn, Retries: 3, MaxConsecutiveDeaths: 1 << 30})
 	stop := make(chan struct{})
 	var kills atomic.Int64
-	// Never faster than workers start, or none would get to write (see
-	// TestChaosSoak).
-	chaos := relChaos(p, max(30*time.Millisecond, time.Since(started)/2), stop, &kills)
+	chaos := relChaos(p, relChaosEvery(30*time.Millisecond, started, 2), stop, &kills)
 	// Up to 64 KiB a result is copied into the journal; larger ones are
 	// written to the pipe at once.
 	sizes := []int{0, 1, 100, 4000, 40_000, 65_000, 70_000, 200_000}

@@ -1,9 +1,6 @@
 package procpool
 
-import (
-	"github.com/procpool/procpool/internal/journal"
-	"github.com/procpool/procpool/internal/wire"
-)
+import "github.com/procpool/procpool/internal/journal"
 
 // This file reads what a dead worker's journal says (package journal): the
 // outcomes of the calls that completed but had not reached the pipe, and
@@ -51,10 +48,7 @@ func (p *Pool) recoverLast(m *member, last *journal.Record) culprit {
 			m.log.Warn("worker's journal does not follow on from its results; its death is charged to every call it held", "run", en.Run, "index", en.Index, "got", b.got)
 			return culprit{}
 		}
-		p.record(b, b.got, &en.Item)
-		b.got++
-		m.done++
-		p.deaths = 0
+		p.received(m, b, &en.Item)
 		if b.got == len(b.args) && b.state != finished {
 			p.finish(b)
 		}
@@ -68,21 +62,4 @@ func (p *Pool) recoverLast(m *member, last *journal.Record) culprit {
 		c.b, c.i = b, last.Index
 	}
 	return c
-}
-
-// record sets the outcome of call i of b from the worker's item, unless the
-// pool has already failed it (timed out, cancelled: a late result does not
-// count).
-func (p *Pool) record(b *batch, i int, it *wire.Item) {
-	o := &b.out[i]
-	if o.err != nil {
-		return
-	}
-	if it.Status == wire.StatusOK {
-		o.value = it.Value
-		p.counts.completed++
-	} else {
-		o.err = itemError(b.task, it)
-		p.counts.failed++
-	}
 }

@@ -355,6 +355,14 @@ func relKill(pid int) bool {
 	return unix.Kill(pid, unix.SIGKILL) == nil
 }
 
+// relChaosEvery is how often the chaos may kill in a pool of workers that
+// took since started to start: every least, or less often if workers start
+// more slowly than that, since killing them faster than they start would
+// leave none to work (a -race build takes about 100 ms to start).
+func relChaosEvery(least time.Duration, started time.Time, workers int) time.Duration {
+	return max(least, time.Since(started)/time.Duration(workers))
+}
+
 // relChaos SIGKILLs a random worker of p every interval until stop is
 // closed, and counts the workers it killed (a worker hit twice before it
 // died counts once; a pid that names a new worker counts again). It spares

@@ -125,14 +125,11 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 	if b.got+len(res.Items) > len(b.args) || !res.More && b.got+len(res.Items) != len(b.args) {
 		return fmt.Errorf("protocol error: %d results for a run of %d calls", b.got+len(res.Items), len(b.args))
 	}
-	for i := range res.Items {
-		p.record(b, b.got+i, &res.Items[i])
-	}
 	now := time.Now()
 	p.place.learn(b, len(res.Items), res.Took, now.Sub(b.sent))
-	b.got += len(res.Items)
-	m.done += len(res.Items)
-	p.deaths = 0
+	for i := range res.Items {
+		p.received(m, b, &res.Items[i])
+	}
 	if !res.More {
 		m.held = slices.Delete(m.held, 0, 1)
 		m.hold(b, -1)
@@ -151,6 +148,27 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 		p.dispatch()
 	}
 	return nil
+}
+
+// received records the outcome of b's next call, which m ran, from the
+// worker's item, unless the pool has already failed the call (timed out,
+// cancelled: a late result does not count). A completed call resets the
+// crash-loop count.
+func (p *Pool) received(m *member, b *batch, it *wire.Item) {
+	o := &b.out[b.got]
+	b.got++
+	m.done++
+	p.deaths = 0
+	if o.err != nil {
+		return
+	}
+	if it.Status == wire.StatusOK {
+		o.value = it.Value
+		p.counts.completed++
+	} else {
+		o.err = itemError(b.task, it)
+		p.counts.failed++
+	}
 }
 
 // errGone is deliver's answer to a worker the pool has already dealt with.

@@ -44,9 +44,7 @@ func TestChaosSoak(t *testing.T) {
 		Logger:               relTailLogger(logs),
 		Env:                  []string{"PROCPOOL_TEST_RUNS=" + countersFile},
 	}))
-	// Killing workers faster than they start would leave none to work (a
-	// -race build takes about 100 ms to start).
-	interval = max(interval, time.Since(started)/workers)
+	interval = relChaosEvery(interval, started, workers)
 	wd.watch(p, logs)
 	var kills atomic.Int64
 	stop := make(chan struct{})
