@@ -44,12 +44,7 @@ func (p *Pool) cancelCall(b *batch) bool {
 // The worker is told to skip them and to cancel the one it runs; if it runs
 // one and does not stop in time, it is killed.
 func (p *Pool) abandonRun(b *batch, err error) {
-	for i := b.got; i < len(b.out); i++ {
-		if b.out[i].err == nil {
-			b.out[i].err = err
-		}
-	}
-	p.finish(b) // its holder still holds it; deliver and ended skip it
+	p.fail(b, func() error { return err }) // its holder still holds it; deliver and ended skip it
 	m := b.holder
 	m.conn.cancel(b.id, true)
 	if m.held[0] == b {
