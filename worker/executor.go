@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -137,7 +138,7 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	defer x.c.Reset()
 
 	res := &x.res
-	res.ID, res.More, res.Items = r.ID, false, res.Items[:0]
+	res.ID, res.More, res.Items = r.ID, false, slices.Grow(res.Items[:0], min(len(r.Args), partItems))
 	x.since = time.Now()
 	defer x.release()
 	size := 0
@@ -166,7 +167,7 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 			}
 			size = 0
 		}
-		if x.progress && i < len(r.Args)-1 {
+		if (x.progress || len(res.Items) == partItems) && i < len(r.Args)-1 {
 			if err := x.emitPart(res, emit, true, nil); err != nil {
 				return err
 			}
@@ -189,6 +190,11 @@ func (x *Executor) emit(res *wire.Result, emit Emit, flush bool) error {
 	}
 	return nil
 }
+
+// A Result holds at most partItems outcomes: a long run streams its results
+// in parts, which the parent decodes while the worker goes on, and the items
+// buffer stays small enough to keep between runs.
+const partItems = 4096
 
 // maxKeptItems bounds the items buffer an Executor keeps between runs.
 const maxKeptItems = 16 << 10

@@ -209,3 +209,15 @@ func interfaceError(r any, ptr reflect.Type) error {
 	}
 	return e
 }
+
+// EncodeTo appends the encoding of v to dst and returns the extended slice,
+// as Encode does to the arena: the caller keeps the bytes without a copy.
+// On error dst comes back as it was.
+func (c *Codec) EncodeTo(dst []byte, v any) ([]byte, error) {
+	arena := c.arena
+	c.arena = *bytes.NewBuffer(dst)
+	_, err := c.Encode(v)
+	dst = c.arena.Bytes()
+	c.arena = arena
+	return dst, err
+}

@@ -1,64 +1,63 @@
 package procpool
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/procpool/procpool/internal/codec"
 )
 
-// argEncoder encodes the arguments of one task into a reused arena and
-// hands them out as the arguments of a batch, in a buffer of their own.
-// Submit, Map, Imap and Bind all encode through it.
-type argEncoder struct {
+// argEncoder encodes arguments of one task, of type I, into the buffer of
+// one chunk, and hands them over as the arguments of a batch: slices of that
+// buffer, which is theirs from then on. Submit, Map, Imap and Bind all
+// encode through it.
+type argEncoder[I any] struct {
 	task     string
 	maxFrame int // the frame limit an argument must fit in; 0: no check
 	c        *codec.Codec
-	spans    [][2]int // where each argument added and not taken lies in the arena
+	buf      []byte // the chunk being built
+	ends     []int  // where each argument in buf ends
+	last     int    // the size of the chunk taken last, to size the next
 }
 
-// add encodes v after the arguments already added. A value that cannot be
+// add encodes *v after the arguments already added. A value that cannot be
 // encoded, or does not fit in a frame, is a *[CodecError] and adds nothing.
-func (e *argEncoder) add(v any) error {
-	start := e.c.Len()
-	a, err := e.c.Encode(v)
-	if err == nil && e.maxFrame > 0 {
-		if n := runFrameSize(e.task, 1, len(a)); n > e.maxFrame {
-			err = fmt.Errorf("encoded argument of %d bytes does not fit in a frame of %d bytes (Config.MaxFrameSize): %w", len(a), e.maxFrame, ErrFrameTooLarge)
-			e.c.Truncate(start)
-		}
+func (e *argEncoder[I]) add(v *I) error {
+	start := len(e.buf)
+	if start == 0 && cap(e.buf) == 0 && e.last > 0 {
+		e.buf = make([]byte, 0, e.last)
+	}
+	var err error
+	e.buf, err = e.c.EncodeTo(e.buf, *v)
+	if n := len(e.buf) - start; err == nil && e.maxFrame > 0 && runFrameSize(e.task, 1, n) > e.maxFrame {
+		err = fmt.Errorf("encoded argument of %d bytes does not fit in a frame of %d bytes (Config.MaxFrameSize): %w", n, e.maxFrame, ErrFrameTooLarge)
 	}
 	if err != nil {
+		e.buf = e.buf[:start]
 		return &CodecError{Task: e.task, Stage: EncodeArgument, Message: err.Error(), Err: err}
 	}
-	e.spans = append(e.spans, [2]int{start, e.c.Len()})
+	e.ends = append(e.ends, len(e.buf))
 	return nil
 }
 
 // count is the number of arguments added and not taken.
-func (e *argEncoder) count() int { return len(e.spans) }
+func (e *argEncoder[I]) count() int { return len(e.ends) }
 
-// size is the encoded size of argument i of those not taken.
-func (e *argEncoder) size(i int) int { return e.spans[i][1] - e.spans[i][0] }
+// size is the encoded size of the arguments added and not taken.
+func (e *argEncoder[I]) size() int { return len(e.buf) }
 
-// take returns the first n arguments not taken, in one new buffer, and
-// forgets them.
-func (e *argEncoder) take(n int) [][]byte {
-	if n == 0 {
+// take returns the arguments added, and starts a new chunk.
+func (e *argEncoder[I]) take() [][]byte {
+	if len(e.ends) == 0 {
 		return nil
 	}
-	end := e.spans[n-1][1]
-	buf := bytes.Clone(e.c.Bytes()[:end])
-	args := make([][]byte, n)
-	for i, sp := range e.spans[:n] {
-		args[i] = buf[sp[0]:sp[1]:sp[1]]
+	args := make([][]byte, len(e.ends))
+	start := 0
+	for i, end := range e.ends {
+		args[i] = e.buf[start:end:end]
+		start = end
 	}
-	e.spans = e.spans[:copy(e.spans, e.spans[n:])]
-	for i := range e.spans {
-		e.spans[i][0] -= end
-		e.spans[i][1] -= end
-	}
-	e.c.Discard(end)
+	e.last = len(e.buf)
+	e.buf, e.ends = nil, e.ends[:0]
 	return args
 }
 

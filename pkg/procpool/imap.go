@@ -135,15 +135,15 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool), first, n int, completed chan *flight, ordered bool) (f *flight, refused bool) {
 	c := codec.Get()
 	defer codec.Put(c)
-	e := argEncoder{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
+	e := t.encoder(p, c)
 	var errs []error
 	for range n {
 		v, ok := next()
 		if !ok {
 			break
 		}
-		errs = append(errs, e.add(v))
-		if c.Len() >= p.cfg.MaxChunkBytes {
+		errs = append(errs, e.add(&v))
+		if e.size() >= p.cfg.MaxChunkBytes {
 			break
 		}
 	}
@@ -161,7 +161,7 @@ func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool),
 		finish()
 		return f, false
 	}
-	b := newBatch(t.name, e.take(e.count()), finish)
+	b := newBatch(t.name, e.take(), finish)
 	b.deadline, _ = ctx.Deadline()
 	b.elem = f.elem
 	if err := p.enqueue(b); err != nil {

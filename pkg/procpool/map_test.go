@@ -5,6 +5,7 @@ package procpool_test
 // Map: its context, its first error, its load balance, the memory it keeps.
 
 import (
+	"bytes"
 	"context"
 	"runtime"
 	"testing"
@@ -83,5 +84,41 @@ func TestMapReleasesMemory(t *testing.T) {
 	out = nil
 	after := heap()
 	assert.Less(t, after, before+8, "heap: %.1f MiB before the Map, %.1f MiB after (it held about 35 MiB when the sender kept its last runs)", before, after)
+	require.NoError(t, p.Close())
+}
+
+// TestMapKeepsOnlyAWindowInFlight: a Map of large arguments encodes and
+// queues only a window of them at a time (16 MiB), so the parent's memory
+// does not grow with the input.
+func TestMapKeepsOnlyAWindowInFlight(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 2})
+	in := make([][]byte, 64)
+	for i := range in {
+		in[i] = bytes.Repeat([]byte{byte(i)}, 1<<20)
+	}
+	stop := make(chan struct{})
+	most := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				most <- n
+				return
+			case <-time.After(time.Millisecond):
+				s := p.Stats()
+				n = max(n, s.Queued+s.Running)
+			}
+		}
+	}()
+	out, err := SlowLen.Map(ctx(t), p, in, procpool.Chunksize(1))
+	close(stop)
+	require.NoError(t, err)
+	for i, n := range out {
+		require.Equal(t, 1<<20, n, "element %d", i)
+	}
+	inFlight := <-most
+	assert.LessOrEqual(t, inFlight, 16, "calls queued or running at once, of 64 of 1 MiB")
+	assert.GreaterOrEqual(t, inFlight, 2, "calls queued or running at once")
 	require.NoError(t, p.Close())
 }

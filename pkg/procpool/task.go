@@ -62,6 +62,11 @@ func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Ta
 // Name returns the name the task was registered under.
 func (t *Task[I, O]) Name() string { return t.name }
 
+// encoder returns an encoder of the task's arguments for pool p.
+func (t *Task[I, O]) encoder(p *Pool, c *codec.Codec) argEncoder[I] {
+	return argEncoder[I]{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
+}
+
 // Call is a task bound to an argument, for [Config.Initializer].
 type Call struct {
 	task string
@@ -73,11 +78,11 @@ type Call struct {
 func (t *Task[I, O]) Bind(in I) Call {
 	c := codec.Get()
 	defer codec.Put(c)
-	e := argEncoder{task: t.name, c: c}
-	if err := e.add(in); err != nil {
+	e := argEncoder[I]{task: t.name, c: c}
+	if err := e.add(&in); err != nil {
 		return Call{task: t.name, err: err}
 	}
-	return Call{task: t.name, arg: e.take(1)[0]}
+	return Call{task: t.name, arg: e.take()[0]}
 }
 
 // Submit starts one call of the task with argument in and returns its future.
@@ -94,11 +99,11 @@ func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 		return f
 	}
 	c := codec.Get()
-	e := argEncoder{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
-	err := e.add(in)
+	e := t.encoder(p, c)
+	err := e.add(&in)
 	args := [][]byte{nil}
 	if err == nil {
-		args = e.take(1)
+		args = e.take()
 	}
 	codec.Put(c)
 	f.b = newBatch(t.name, args, func() { close(f.ch) })
@@ -158,164 +163,25 @@ func (f *Future[O]) Cancel() bool {
 	return f.pool.cancelCall(f.b)
 }
 
+// minShared is the size from which a []byte result is handed out in the
+// frame it arrived in rather than copied. Such a result shares memory only
+// with what arrived in the same frame, and a worker sends one this large
+// soon after it is made (see package journal).
+const minShared = 64 << 10
+
 // decodeOutcome turns one call's outcome into a result or an error.
 func decodeOutcome[O any](c *codec.Codec, task string, o *outcome, v *O) error {
 	if o.err != nil {
 		return o.err
 	}
+	if bs, ok := any(v).(*[]byte); ok && len(o.value) >= minShared {
+		if b, ok := codec.Bin(o.value); ok {
+			*bs = b // the frame it came in is the caller's alone
+			return nil
+		}
+	}
 	if err := c.Decode(o.value, v); err != nil {
 		return &CodecError{Task: task, Stage: DecodeResult, Message: fmt.Sprintf("decode result as %T: %v", *v, err), Err: err}
 	}
 	return nil
-}
-
-// MapOption configures one call of [Task.Map], [Task.Imap] or
-// [Task.ImapUnordered]. Each option says what it does for each of them; a
-// call that an option does not apply to ignores it.
-//
-//	option     Map              Imap, ImapUnordered
-//	Chunksize  calls per chunk  calls per chunk, fixed rather than adapted
-//	Window     ignored          chunks in flight at once
-type MapOption func(*mapOptions)
-
-type mapOptions struct {
-	chunksize int
-	window    int
-}
-
-// Chunksize sets the number of calls sent to a worker at once. For Map the
-// default is len(in) / (4 × workers), rounded up, like
-// multiprocessing.Pool.map. For Imap and ImapUnordered it fixes the size of
-// every chunk, which otherwise adapts to how long chunks take. Either way a
-// chunk is also cut short when its encoded arguments reach
-// [Config.MaxChunkBytes].
-func Chunksize(n int) MapOption { return func(o *mapOptions) { o.chunksize = n } }
-
-// Map calls the task once per element of in, in chunks spread over the
-// workers, and returns the results in input order. If any call fails, Map
-// returns the error of the first failed element in input order, once every
-// chunk has ended: an *[ElementError] that says which element it was. If a
-// worker died, it is the element whose call was running, which caused the
-// death, rather than one that failed with it. If
-// ctx ends first, Map returns ctx.Err() at once, and no call of it starts
-// afterwards: the chunks queued are dropped, the workers holding the others
-// skip their calls not started and have the context of the one they run
-// cancelled; a worker whose call has not returned [Config.KillGrace] later
-// is killed and replaced, as for [Future.Cancel]. The tasks' contexts carry
-// ctx's deadline, if it has one.
-//
-// Map encodes and queues chunk by chunk, so the workers start on the first
-// while the rest are encoded, and decodes each chunk's results as it comes
-// back, while the workers run the others.
-func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption) ([]O, error) {
-	var o mapOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if err := p.usable(); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	size := o.chunksize
-	if size <= 0 {
-		size = max(1, (len(in)+4*p.cfg.Workers-1)/(4*p.cfg.Workers))
-	}
-	var back returns
-	back.signal = make(chan struct{}, 1)
-	c := codec.New()
-	e := argEncoder{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
-	var batches, group []*batch
-	queue := func(start int, args [][]byte) error {
-		b := newBatch(t.name, args, nil)
-		b.first = start
-		b.elem = func(i int) int { return start + i }
-		b.deadline, _ = ctx.Deadline()
-		b.done = func() { back.add(b) }
-		batches = append(batches, b)
-		// Queue in growing groups: the first chunk at once, later ones
-		// many per lock.
-		if group = append(group, b); len(group) >= min(max(1, len(batches)-len(group)), 256) || start+len(args) == len(in) {
-			err := p.enqueue(group...)
-			group = group[:0]
-			return err
-		}
-		return nil
-	}
-	start, bytes := 0, 0
-	for i := range in {
-		if err := e.add(in[i]); err != nil {
-			p.cancel(batches...)
-			return nil, &ElementError{Index: i, Err: err}
-		}
-		n := e.size(e.count()-1) + 5
-		if i > start && (i-start == size || bytes+n > p.cfg.MaxChunkBytes) {
-			if err := queue(start, e.take(i-start)); err != nil {
-				p.cancel(batches...)
-				return nil, err
-			}
-			start, bytes = i, 0
-		}
-		bytes += n
-	}
-	if start < len(in) {
-		if err := queue(start, e.take(e.count())); err != nil {
-			p.cancel(batches...)
-			return nil, err
-		}
-	}
-
-	out := make([]O, len(in))
-	// The first failed element, unless another's call killed its worker:
-	// that one says what went wrong.
-	firstErr, firstAt, firstCulprit := error(nil), len(in), false
-	for left := len(batches); left > 0; {
-		select {
-		case <-back.signal:
-		case <-ctx.Done():
-			p.cancel(batches...)
-			return nil, ctx.Err()
-		}
-		for _, b := range back.take() {
-			left--
-			for j := range b.out {
-				at := b.first + j
-				culprit := b.out[j].culprit
-				if err := decodeOutcome(c, t.name, &b.out[j], &out[at]); err != nil && (culprit && !firstCulprit || culprit == firstCulprit && at < firstAt) {
-					firstErr, firstAt, firstCulprit = err, at, culprit
-				}
-			}
-		}
-	}
-	if firstErr != nil {
-		return nil, &ElementError{Index: firstAt, Err: firstErr}
-	}
-	return out, nil
-}
-
-// returns collects the batches of a Map as they finish. add runs under the
-// pool's lock, so it must not block: it appends and signals.
-type returns struct {
-	mu     sync.Mutex
-	done   []*batch
-	signal chan struct{}
-}
-
-func (r *returns) add(b *batch) {
-	r.mu.Lock()
-	r.done = append(r.done, b)
-	r.mu.Unlock()
-	select {
-	case r.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (r *returns) take() []*batch {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	done := r.done
-	r.done = nil
-	return done
 }

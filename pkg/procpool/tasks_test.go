@@ -49,6 +49,11 @@ var (
 			return 0, ctx.Err()
 		}
 	})
+	// SlowLen takes 5 ms to measure a payload.
+	SlowLen = procpool.Register("test.slow-len", func(_ context.Context, b []byte) (int, error) {
+		time.Sleep(5 * time.Millisecond)
+		return len(b), nil
+	})
 	GOMAXPROCS = procpool.Register("test.gomaxprocs", func(context.Context, struct{}) (int, error) { return runtime.GOMAXPROCS(0), nil })
 	NewInside  = procpool.Register("test.new-inside", func(context.Context, struct{}) (string, error) {
 		_, err := procpool.New(procpool.Config{Workers: 1})

@@ -1,0 +1,231 @@
+package procpool
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/procpool/procpool/internal/codec"
+)
+
+// MapOption configures one call of [Task.Map], [Task.Imap] or
+// [Task.ImapUnordered]. Each option says what it does for each of them; a
+// call that an option does not apply to ignores it.
+//
+//	option     Map              Imap, ImapUnordered
+//	Chunksize  calls per chunk  calls per chunk, fixed rather than adapted
+//	Window     ignored          chunks in flight at once
+type MapOption func(*mapOptions)
+
+type mapOptions struct {
+	chunksize int
+	window    int
+}
+
+// Chunksize sets the number of calls sent to a worker at once. For Map the
+// default is len(in) / (4 × workers), rounded up, like
+// multiprocessing.Pool.map. For Imap and ImapUnordered it fixes the size of
+// every chunk, which otherwise adapts to how long chunks take. Either way a
+// chunk is also cut short when its encoded arguments reach
+// [Config.MaxChunkBytes].
+func Chunksize(n int) MapOption { return func(o *mapOptions) { o.chunksize = n } }
+
+// mapWindowBytes is the least a Map keeps of encoded arguments in flight.
+// It keeps the workers fed while the parent's memory stays bounded by the
+// chunks in flight, never by the input.
+const mapWindowBytes = 16 << 20
+
+// Map calls the task once per element of in, in chunks spread over the
+// workers, and returns the results in input order. If any call fails, Map
+// returns the error of the first failed element in input order, once every
+// chunk has ended: an *[ElementError] that says which element it was. If a
+// worker died, it is the element whose call was running, which caused the
+// death, rather than one that failed with it. If
+// ctx ends first, Map returns ctx.Err() at once, and no call of it starts
+// afterwards: the chunks queued are dropped, the workers holding the others
+// skip their calls not started and have the context of the one they run
+// cancelled; a worker whose call has not returned [Config.KillGrace] later
+// is killed and replaced, as for [Future.Cancel]. The tasks' contexts carry
+// ctx's deadline, if it has one.
+//
+// Map encodes a chunk just before it queues it, and decodes each chunk's
+// results as they come back, while the workers run the others. Of the
+// encoded arguments it keeps only those of the chunks in flight: at most
+// 16 MiB, or two chunks of [Config.MaxChunkBytes] per worker if that is
+// more. So a Map of large arguments costs memory for the chunks in flight
+// and the results, never a second copy of the whole input.
+func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption) ([]O, error) {
+	var o mapOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	size := o.chunksize
+	if size <= 0 {
+		size = max(1, (len(in)+4*p.cfg.Workers-1)/(4*p.cfg.Workers))
+	}
+	c := codec.Get()
+	defer codec.Put(c)
+	m := mapRun[I, O]{
+		t: t, p: p, in: in, out: make([]O, len(in)), size: size,
+		e:           t.encoder(p, c),
+		c:           c,
+		live:        map[*batch]int{},
+		windowBytes: max(mapWindowBytes, 2*p.cfg.Workers*p.cfg.MaxChunkBytes),
+		firstAt:     len(in),
+	}
+	m.back.signal = make(chan struct{}, 1)
+	m.deadline, _ = ctx.Deadline()
+	for m.next < len(in) || len(m.live) > 0 {
+		if err := m.fill(); err != nil {
+			p.cancel(m.batches()...)
+			return nil, err
+		}
+		select {
+		case <-m.back.signal:
+		case <-ctx.Done():
+			p.cancel(m.batches()...)
+			return nil, ctx.Err()
+		}
+		for _, b := range m.back.take() {
+			m.decode(b)
+		}
+	}
+	if m.firstErr != nil {
+		return nil, &ElementError{Index: m.firstAt, Err: m.firstErr}
+	}
+	return m.out, nil
+}
+
+// mapRun is one call of Map: the input, the chunks in flight, the results.
+// Only Map's goroutine touches it, but for back.
+type mapRun[I, O any] struct {
+	t        *Task[I, O]
+	p        *Pool
+	in       []I
+	out      []O
+	size     int // calls per chunk
+	deadline time.Time
+	e        argEncoder[I]
+	c        *codec.Codec // decodes the results
+
+	next        int            // the first element not yet queued
+	live        map[*batch]int // the chunks queued and not decoded, with their argument bytes
+	liveBytes   int            // the argument bytes of live
+	windowBytes int            // liveBytes stops growing at this
+	queuedYet   int            // chunks queued so far
+	back        returns
+
+	// The first failed element, unless another's call killed its worker:
+	// that one says what went wrong.
+	firstErr     error
+	firstAt      int
+	firstCulprit bool
+}
+
+// fill encodes and queues chunks until the window is full or the input
+// ends. It queues in growing groups: the first chunk at once, so that the
+// workers start, later ones many per lock.
+func (m *mapRun[I, O]) fill() error {
+	var group []*batch
+	for m.next < len(m.in) && m.liveBytes < m.windowBytes && len(m.live) < (maxPrefetch+2)*m.p.cfg.Workers {
+		b, err := m.chunk()
+		if err != nil {
+			return err
+		}
+		n := m.e.last
+		m.live[b] = n
+		m.liveBytes += n
+		if group = append(group, b); len(group) >= min(max(1, m.queuedYet), 256) {
+			if err := m.queue(group); err != nil {
+				return err
+			}
+			group = group[:0]
+		}
+	}
+	return m.queue(group)
+}
+
+func (m *mapRun[I, O]) queue(group []*batch) error {
+	if len(group) == 0 {
+		return nil
+	}
+	m.queuedYet += len(group)
+	return m.p.enqueue(group...)
+}
+
+// chunk encodes the next chunk of the input into a batch: up to size calls,
+// cut short when the arguments reach Config.MaxChunkBytes.
+func (m *mapRun[I, O]) chunk() (*batch, error) {
+	start := m.next
+	for i := start; i < len(m.in) && i-start < m.size; i++ {
+		if i > start && m.e.size() >= m.p.cfg.MaxChunkBytes {
+			break
+		}
+		if err := m.e.add(&m.in[i]); err != nil {
+			m.e.take()
+			return nil, &ElementError{Index: i, Err: err}
+		}
+	}
+	args := m.e.take()
+	m.next += len(args)
+	b := newBatch(m.t.name, args, nil)
+	b.first = start
+	b.elem = func(i int) int { return start + i }
+	b.deadline = m.deadline
+	b.done = func() { m.back.add(b) }
+	return b, nil
+}
+
+// decode stores the results of a finished chunk, and lets it go.
+func (m *mapRun[I, O]) decode(b *batch) {
+	m.liveBytes -= m.live[b]
+	delete(m.live, b)
+	for j := range b.out {
+		at := b.first + j
+		culprit := b.out[j].culprit
+		if err := decodeOutcome(m.c, m.t.name, &b.out[j], &m.out[at]); err != nil && (culprit && !m.firstCulprit || culprit == m.firstCulprit && at < m.firstAt) {
+			m.firstErr, m.firstAt, m.firstCulprit = err, at, culprit
+		}
+	}
+}
+
+// batches returns the chunks in flight, to cancel them.
+func (m *mapRun[I, O]) batches() []*batch {
+	bs := make([]*batch, 0, len(m.live))
+	for b := range m.live {
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+// returns collects the batches of a Map as they finish. add runs under the
+// pool's lock, so it must not block: it appends and signals.
+type returns struct {
+	mu     sync.Mutex
+	done   []*batch
+	signal chan struct{}
+}
+
+func (r *returns) add(b *batch) {
+	r.mu.Lock()
+	r.done = append(r.done, b)
+	r.mu.Unlock()
+	select {
+	case r.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (r *returns) take() []*batch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	done := r.done
+	r.done = nil
+	return done
+}
