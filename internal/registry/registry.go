@@ -110,12 +110,19 @@ func Signature[I, O any](name string) string {
 	return fmt.Sprintf("%s(%s) %s", name, reflect.TypeFor[I](), reflect.TypeFor[O]())
 }
 
-// Func adapts a typed task function to a Handler.
+// Func adapts a typed task function to a Handler. Arguments and results of
+// the types with a fast path (see [codec.FastFor]) skip msgpack's
+// reflection; an argument the fast path does not take goes the general
+// way, so a failure reads the same either way.
 func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
+	fastIn, fastOut := codec.FastFor[I](), codec.FastFor[O]()
 	return func(ctx context.Context, c *codec.Codec, arg []byte) (it wire.Item) {
-		var in I
-		if err := c.Decode(arg, &in); err != nil {
-			return wire.Item{Status: wire.StatusDecodeArg, Message: fmt.Sprintf("decode argument as %T: %v", in, err)}
+		in, ok := decodeFast(fastIn, arg)
+		if !ok {
+			var err error
+			if in, err = decode[I](c, arg); err != nil {
+				return wire.Item{Status: wire.StatusDecodeArg, Message: fmt.Sprintf("decode argument as %T: %v", in, err)}
+			}
 		}
 		out, err, panicked := call(ctx, fn, in)
 		if panicked != nil {
@@ -124,12 +131,31 @@ func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 		if err != nil {
 			return wire.Item{Status: wire.StatusError, Message: err.Error(), Codes: errcode.Codes(err)}
 		}
+		if fastOut != nil {
+			return wire.Item{Value: fastOut.Encode(c, &out)}
+		}
 		v, err := c.Encode(out)
 		if err != nil {
 			return wire.Item{Status: wire.StatusEncodeResult, Message: fmt.Sprintf("encode result of type %T: %v", out, err)}
 		}
 		return wire.Item{Value: v}
 	}
+}
+
+// decodeFast decodes b with f, if T has a fast path and it takes b. It is
+// apart from decode so that v stays on the stack: Codec.Decode, which
+// takes an any, would move it to the heap even when it is not called.
+func decodeFast[T any](f *codec.Fast[T], b []byte) (v T, ok bool) {
+	ok = f != nil && f.Decode(b, &v)
+	return v, ok
+}
+
+// decode decodes b the general way into a zero T, and returns the T as
+// the decoder left it, even on error, for the message.
+func decode[T any](c *codec.Codec, b []byte) (T, error) {
+	var v T
+	err := c.Decode(b, &v)
+	return v, err
 }
 
 // call runs fn, turning a panic into an Item that carries the stack.

@@ -1,0 +1,309 @@
+package codec
+
+import "unsafe"
+
+// Fast encodes and decodes values of one type T without reflection or
+// boxing, byte for byte as [Codec] does. [FastFor] returns nil for a type
+// without a fast path; callers then use [Codec.Encode] and [Codec.Decode].
+//
+// The types with a fast path are bool, the sized and unsized ints and
+// uints, float32, float64, string and []byte, and unnamed slices of them
+// ([]int, []string, [][]byte…). Named types have none, even when their
+// underlying type is one of these: msgpack may encode them differently,
+// through methods or msgpack.RegisterExt, which the fast path cannot see.
+//
+// A Fast holds no state beyond its type, so one may be shared by any
+// number of goroutines.
+type Fast[T any] struct {
+	k kind
+}
+
+// kind is the type a Fast handles: one of the predeclared types, or an
+// unnamed slice of one (kSlice|elem).
+type kind uint8
+
+const (
+	kBool kind = iota + 1
+	kInt
+	kInt8
+	kInt16
+	kInt32
+	kInt64
+	kUint
+	kUint8
+	kUint16
+	kUint32
+	kUint64
+	kFloat32
+	kFloat64
+	kString
+	kBytes
+
+	kSlice kind = 0x20 // or'ed with the element's kind
+)
+
+// FastFor returns the fast path for values of type T, or nil if T has
+// none. It is cheap, but meant to be called once per type, not per value.
+func FastFor[T any]() *Fast[T] {
+	if k := kindOf(any((*T)(nil))); k != 0 {
+		return &Fast[T]{k: k}
+	}
+	return nil
+}
+
+// kindOf returns the kind of the type p points to, 0 if it has no fast
+// path. A type switch matches only the type itself, never a named type
+// with the same underlying type, which is what keeps named types out.
+func kindOf(p any) kind {
+	switch p.(type) {
+	case *bool:
+		return kBool
+	case *int:
+		return kInt
+	case *int8:
+		return kInt8
+	case *int16:
+		return kInt16
+	case *int32:
+		return kInt32
+	case *int64:
+		return kInt64
+	case *uint:
+		return kUint
+	case *uint8:
+		return kUint8
+	case *uint16:
+		return kUint16
+	case *uint32:
+		return kUint32
+	case *uint64:
+		return kUint64
+	case *float32:
+		return kFloat32
+	case *float64:
+		return kFloat64
+	case *string:
+		return kString
+	case *[]byte:
+		return kBytes
+	case *[]bool:
+		return kSlice | kBool
+	case *[]int:
+		return kSlice | kInt
+	case *[]int8:
+		return kSlice | kInt8
+	case *[]int16:
+		return kSlice | kInt16
+	case *[]int32:
+		return kSlice | kInt32
+	case *[]int64:
+		return kSlice | kInt64
+	case *[]uint:
+		return kSlice | kUint
+	case *[]uint16:
+		return kSlice | kUint16
+	case *[]uint32:
+		return kSlice | kUint32
+	case *[]uint64:
+		return kSlice | kUint64
+	case *[]float32:
+		return kSlice | kFloat32
+	case *[]float64:
+		return kSlice | kFloat64
+	case *[]string:
+		return kSlice | kString
+	case *[][]byte:
+		return kSlice | kBytes
+	}
+	return 0
+}
+
+// Append appends the msgpack encoding of *v to dst and returns the
+// extended slice: byte for byte what Codec.Encode(*v) produces.
+func (f *Fast[T]) Append(dst []byte, v *T) []byte {
+	// Each case converts v to a pointer to T itself: kindOf chose k by
+	// T's exact type.
+	p := unsafe.Pointer(v)
+	switch f.k {
+	case kBool:
+		return appendBool(dst, *(*bool)(p))
+	case kInt:
+		return appendInt(dst, int64(*(*int)(p)))
+	case kInt8:
+		return appendInt(dst, int64(*(*int8)(p)))
+	case kInt16:
+		return appendInt(dst, int64(*(*int16)(p)))
+	case kInt32:
+		return appendInt(dst, int64(*(*int32)(p)))
+	case kInt64:
+		return appendInt(dst, *(*int64)(p))
+	case kUint:
+		return appendUint(dst, uint64(*(*uint)(p)))
+	case kUint8:
+		return appendUint(dst, uint64(*(*uint8)(p)))
+	case kUint16:
+		return appendUint(dst, uint64(*(*uint16)(p)))
+	case kUint32:
+		return appendUint(dst, uint64(*(*uint32)(p)))
+	case kUint64:
+		return appendUint(dst, *(*uint64)(p))
+	case kFloat32:
+		return appendFloat32(dst, *(*float32)(p))
+	case kFloat64:
+		return appendFloat64(dst, *(*float64)(p))
+	case kString:
+		return appendString(dst, *(*string)(p))
+	case kBytes:
+		return appendBytes(dst, *(*[]byte)(p))
+	case kSlice | kBool:
+		return appendBools(dst, *(*[]bool)(p))
+	case kSlice | kInt:
+		return appendInts(dst, *(*[]int)(p))
+	case kSlice | kInt8:
+		return appendInts(dst, *(*[]int8)(p))
+	case kSlice | kInt16:
+		return appendInts(dst, *(*[]int16)(p))
+	case kSlice | kInt32:
+		return appendInts(dst, *(*[]int32)(p))
+	case kSlice | kInt64:
+		return appendInts(dst, *(*[]int64)(p))
+	case kSlice | kUint:
+		return appendUints(dst, *(*[]uint)(p))
+	case kSlice | kUint16:
+		return appendUints(dst, *(*[]uint16)(p))
+	case kSlice | kUint32:
+		return appendUints(dst, *(*[]uint32)(p))
+	case kSlice | kUint64:
+		return appendUints(dst, *(*[]uint64)(p))
+	case kSlice | kFloat32:
+		return appendFloat32s(dst, *(*[]float32)(p))
+	case kSlice | kFloat64:
+		return appendFloat64s(dst, *(*[]float64)(p))
+	case kSlice | kString:
+		return appendStrings(dst, *(*[]string)(p))
+	case kSlice | kBytes:
+		return appendByteSlices(dst, *(*[][]byte)(p))
+	}
+	panic("codec: Fast of an unknown kind")
+}
+
+// Encode appends the encoding of *v to c's arena and returns it, exactly
+// as c.Encode(*v) would, with the same validity: until c is Reset.
+func (f *Fast[T]) Encode(c *Codec, v *T) []byte {
+	start := c.arena.Len()
+	// Appending into the arena's free space makes the Write below a copy
+	// onto itself; only a value that outgrows it is copied for real.
+	c.arena.Write(f.Append(c.arena.AvailableBuffer(), v))
+	b := c.arena.Bytes()
+	return b[start:len(b):len(b)]
+}
+
+// Decode decodes b, which must hold exactly one value, into *v, replacing
+// it whole: nothing of the old value is reused, and nothing of b is kept,
+// since callers reuse b. The result is what Codec.Decode(b, v) gives into a
+// zero *v. Decode reports false, leaving *v as it was, for anything the
+// fast path does not take: an encoding msgpack refuses for T, bytes after
+// the value, or one the fast path does not know (an extension, say). The
+// caller then decodes with Codec.Decode, which gives the error, if any.
+func (f *Fast[T]) Decode(b []byte, v *T) bool {
+	p := unsafe.Pointer(v)
+	switch f.k {
+	case kBool:
+		x, rest, ok := readBool(b)
+		return set(p, x, rest, ok)
+	case kInt:
+		x, rest, ok := readInt(b)
+		return set(p, int(x), rest, ok)
+	case kInt8:
+		x, rest, ok := readInt(b)
+		return set(p, int8(x), rest, ok)
+	case kInt16:
+		x, rest, ok := readInt(b)
+		return set(p, int16(x), rest, ok)
+	case kInt32:
+		x, rest, ok := readInt(b)
+		return set(p, int32(x), rest, ok)
+	case kInt64:
+		x, rest, ok := readInt(b)
+		return set(p, x, rest, ok)
+	case kUint:
+		x, rest, ok := readInt(b)
+		return set(p, uint(x), rest, ok)
+	case kUint8:
+		x, rest, ok := readInt(b)
+		return set(p, uint8(x), rest, ok)
+	case kUint16:
+		x, rest, ok := readInt(b)
+		return set(p, uint16(x), rest, ok)
+	case kUint32:
+		x, rest, ok := readInt(b)
+		return set(p, uint32(x), rest, ok)
+	case kUint64:
+		x, rest, ok := readInt(b)
+		return set(p, uint64(x), rest, ok)
+	case kFloat32:
+		x, rest, ok := readFloat32(b)
+		return set(p, x, rest, ok)
+	case kFloat64:
+		x, rest, ok := readFloat64(b)
+		return set(p, x, rest, ok)
+	case kString:
+		x, rest, ok := readString(b)
+		return set(p, x, rest, ok)
+	case kBytes:
+		x, rest, ok := readBytes(b)
+		return set(p, x, rest, ok)
+	case kSlice | kBool:
+		x, rest, ok := readSlice(b, readBool)
+		return set(p, x, rest, ok)
+	case kSlice | kInt:
+		x, rest, ok := readInts[int](b)
+		return set(p, x, rest, ok)
+	case kSlice | kInt8:
+		x, rest, ok := readInts[int8](b)
+		return set(p, x, rest, ok)
+	case kSlice | kInt16:
+		x, rest, ok := readInts[int16](b)
+		return set(p, x, rest, ok)
+	case kSlice | kInt32:
+		x, rest, ok := readInts[int32](b)
+		return set(p, x, rest, ok)
+	case kSlice | kInt64:
+		x, rest, ok := readInts[int64](b)
+		return set(p, x, rest, ok)
+	case kSlice | kUint:
+		x, rest, ok := readInts[uint](b)
+		return set(p, x, rest, ok)
+	case kSlice | kUint16:
+		x, rest, ok := readInts[uint16](b)
+		return set(p, x, rest, ok)
+	case kSlice | kUint32:
+		x, rest, ok := readInts[uint32](b)
+		return set(p, x, rest, ok)
+	case kSlice | kUint64:
+		x, rest, ok := readInts[uint64](b)
+		return set(p, x, rest, ok)
+	case kSlice | kFloat32:
+		x, rest, ok := readSlice(b, readFloat32Elem)
+		return set(p, x, rest, ok)
+	case kSlice | kFloat64:
+		x, rest, ok := readSlice(b, readFloat64)
+		return set(p, x, rest, ok)
+	case kSlice | kString:
+		x, rest, ok := readSlice(b, readString)
+		return set(p, x, rest, ok)
+	case kSlice | kBytes:
+		x, rest, ok := readSlice(b, readBytes)
+		return set(p, x, rest, ok)
+	}
+	panic("codec: Fast of an unknown kind")
+}
+
+// set stores x in *p if it was read whole and nothing follows it.
+func set[E any](p unsafe.Pointer, x E, rest []byte, ok bool) bool {
+	if !ok || len(rest) != 0 {
+		return false
+	}
+	*(*E)(p) = x
+	return true
+}

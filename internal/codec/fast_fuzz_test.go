@@ -1,0 +1,131 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// FuzzFastDecode feeds arbitrary bytes to Decode for several types. What
+// Decode takes, the general path must take too, whole and without an
+// error, and decode alike; what it refuses, it must leave *v alone for.
+// (The converse, that Decode takes all the general path takes, is for
+// TestFastDecodeOthers: fed arbitrary bytes, msgpack allocates whatever
+// length a header claims.)
+func FuzzFastDecode(f *testing.F) {
+	for _, b := range otherForms() {
+		f.Add(b)
+	}
+	for _, ft := range fastTypes(rand.New(rand.NewPCG(1, 2))) {
+		for i, b := range ft.encodings() {
+			if i%8 == 0 {
+				f.Add(b)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := New()
+		fuzzDecode(t, c, b, true)
+		fuzzDecode(t, c, b, 7)
+		fuzzDecode(t, c, b, int8(-7))
+		fuzzDecode(t, c, b, uint16(7))
+		fuzzDecode(t, c, b, uint64(7))
+		fuzzDecode(t, c, b, float32(7))
+		fuzzDecode(t, c, b, 7.5)
+		fuzzDecode(t, c, b, "seven")
+		fuzzDecode(t, c, b, []byte("seven"))
+		fuzzDecode(t, c, b, []int{7})
+		fuzzDecode(t, c, b, []uint32{7})
+		fuzzDecode(t, c, b, []float32{7})
+		fuzzDecode(t, c, b, []float64{7})
+		fuzzDecode(t, c, b, []bool{true})
+		fuzzDecode(t, c, b, []string{"seven"})
+		fuzzDecode(t, c, b, [][]byte{[]byte("seven")})
+	})
+}
+
+// fuzzDecode decodes b into a T that holds before.
+func fuzzDecode[T any](t *testing.T, c *Codec, b []byte, before T) {
+	v := before
+	if !FastFor[T]().Decode(b, &v) {
+		if !same(before, v) {
+			t.Fatalf("%T: %x refused, but *v changed", v, b)
+		}
+		return
+	}
+	var general T
+	if err := c.Decode(b, &general); err != nil {
+		t.Fatalf("%T: %x taken by Decode, but Codec.Decode: %v", v, b, err)
+	}
+	if c.rd.Len() != 0 {
+		t.Fatalf("%T: %x taken by Decode, but Codec.Decode left %d bytes", v, b, c.rd.Len())
+	}
+	if !same(general, v) {
+		t.Fatalf("%T: %x: Decode gave %s, Codec.Decode %s", v, b, short(v), short(general))
+	}
+}
+
+// FuzzFastAppend makes values of several types out of arbitrary bytes and
+// checks that Append writes them as Codec.Encode does.
+func FuzzFastAppend(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte("hello\x00world"))
+	f.Add(bytes.Repeat([]byte{0xff}, 40))
+	f.Add([]byte{0x7f, 0x80, 0x00, 0x01, 0xff, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := New()
+		fuzzAppend(t, c, string(b))
+		fuzzAppend(t, c, b)
+		fuzzAppend(t, c, bytes.Split(b, []byte{0}))
+		fuzzAppend(t, c, splitStrings(b))
+		var i64s []int64
+		var u32s []uint32
+		var f64s []float64
+		var f32s []float32
+		for w := b; len(w) >= 8; w = w[8:] {
+			i64s = append(i64s, int64(binary.BigEndian.Uint64(w)))
+			f64s = append(f64s, math.Float64frombits(binary.BigEndian.Uint64(w)))
+		}
+		for w := b; len(w) >= 4; w = w[4:] {
+			u32s = append(u32s, binary.BigEndian.Uint32(w))
+			f32s = append(f32s, math.Float32frombits(binary.BigEndian.Uint32(w)))
+		}
+		fuzzAppend(t, c, i64s)
+		fuzzAppend(t, c, u32s)
+		fuzzAppend(t, c, f64s)
+		fuzzAppend(t, c, f32s)
+		for i := range i64s {
+			fuzzAppend(t, c, i64s[i])
+			fuzzAppend(t, c, int(i64s[i]))
+			fuzzAppend(t, c, int16(i64s[i]))
+			fuzzAppend(t, c, uint(i64s[i]))
+			fuzzAppend(t, c, f64s[i])
+		}
+		for i := range u32s {
+			fuzzAppend(t, c, u32s[i])
+			fuzzAppend(t, c, int32(u32s[i]))
+			fuzzAppend(t, c, f32s[i])
+		}
+	})
+}
+
+func splitStrings(b []byte) []string {
+	var out []string
+	for _, p := range bytes.Split(b, []byte{0}) {
+		out = append(out, string(p))
+	}
+	return out
+}
+
+func fuzzAppend[T any](t *testing.T, c *Codec, v T) {
+	c.Reset()
+	want, err := c.Encode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := FastFor[T]().Append(nil, &v); !bytes.Equal(want, got) {
+		t.Fatalf("%s: Append wrote %x, Codec.Encode %x", short(v), got, want)
+	}
+}

@@ -1,0 +1,109 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/errcode"
+	"github.com/procpool/procpool/internal/wire"
+)
+
+// generalFunc is Func as it was before the fast paths: every argument and
+// result through Codec.Decode and Codec.Encode.
+func generalFunc[I, O any](fn func(context.Context, I) (O, error)) Handler {
+	return func(ctx context.Context, c *codec.Codec, arg []byte) (it wire.Item) {
+		var in I
+		if err := c.Decode(arg, &in); err != nil {
+			return wire.Item{Status: wire.StatusDecodeArg, Message: fmt.Sprintf("decode argument as %T: %v", in, err)}
+		}
+		out, err, panicked := call(ctx, fn, in)
+		if panicked != nil {
+			return *panicked
+		}
+		if err != nil {
+			return wire.Item{Status: wire.StatusError, Message: err.Error(), Codes: errcode.Codes(err)}
+		}
+		v, err := c.Encode(out)
+		if err != nil {
+			return wire.Item{Status: wire.StatusEncodeResult, Message: fmt.Sprintf("encode result of type %T: %v", out, err)}
+		}
+		return wire.Item{Value: v}
+	}
+}
+
+// TestFuncFastPathsAsGeneral runs tasks whose types have fast paths on
+// arguments of every kind, good, bad, cut short and trailing bytes, and
+// checks each call ends as it did without the fast paths: the same
+// result bytes, or the same status and message.
+func TestFuncFastPathsAsGeneral(t *testing.T) {
+	enc := codec.New()
+	var args [][]byte
+	for _, v := range []any{
+		0, 7, -1, 300, -40000, 1 << 40, uint64(1<<64 - 1), 1.5, float32(-2), true, nil,
+		"", "hello", strings.Repeat("x", 300), []byte{}, []byte("raw"), []byte(nil),
+		[]int{1, -2, 300}, []string{"a", ""}, [][]byte{nil, {}, []byte("b")}, []float32{1.5},
+		[]any{1, "x"}, map[string]int{"k": 1}, struct{ A int }{1},
+	} {
+		b, err := enc.Encode(v)
+		require.NoError(t, err)
+		args = append(args, b, b[:len(b)-1], append(bytes.Clone(b), 0x01))
+	}
+	args = append(args, []byte{}, []byte{0xc1}, []byte{0xd4, 0x01, 0x00})
+
+	fail := errors.New("odd")
+	check(t, args, func(_ context.Context, n int) (int, error) { return 2 * n, nil })
+	check(t, args, func(_ context.Context, n int8) (string, error) { return fmt.Sprint(n), nil })
+	check(t, args, func(_ context.Context, n uint64) (float64, error) {
+		if n%2 == 1 {
+			return 0, fail
+		}
+		return float64(n), nil
+	})
+	check(t, args, func(_ context.Context, f float32) (float32, error) { return f / 3, nil })
+	check(t, args, func(_ context.Context, s string) ([]byte, error) { return []byte(s), nil })
+	check(t, args, func(_ context.Context, b []byte) ([]string, error) { return strings.Split(string(b), "a"), nil })
+	check(t, args, func(_ context.Context, s []int) ([]int, error) { return s, nil })
+	check(t, args, func(_ context.Context, s []string) ([][]byte, error) {
+		var out [][]byte
+		for _, x := range s {
+			out = append(out, []byte(x))
+		}
+		return out, nil
+	})
+	check(t, args, func(_ context.Context, b bool) (bool, error) { return !b, nil })
+	// A fast path on one side only.
+	check(t, args, func(_ context.Context, m map[string]int) (int, error) { return len(m), nil })
+	check(t, args, func(_ context.Context, n int) (map[string]int, error) { return map[string]int{"n": n}, nil })
+}
+
+func check[I, O any](t *testing.T, args [][]byte, fn func(context.Context, I) (O, error)) {
+	t.Helper()
+	fast, general := Func(fn), generalFunc(fn)
+	c, cg := codec.New(), codec.New()
+	for _, arg := range args {
+		got, want := fast(context.Background(), c, arg), general(context.Background(), cg, arg)
+		require.Equal(t, want, got, "%T → %T of %x", *new(I), *new(O), arg)
+	}
+}
+
+// TestFuncFastPathAllocs: a task of ints, the bulk Map of tiny tasks,
+// allocates nothing per call.
+func TestFuncFastPathAllocs(t *testing.T) {
+	h := Func(func(_ context.Context, n int) (int, error) { return n + 1, nil })
+	c := codec.New()
+	arg := []byte{0xcd, 0x12, 0x34}
+	allocs := testing.AllocsPerRun(100, func() {
+		c.Reset()
+		if it := h(context.Background(), c, arg); it.Status != wire.StatusOK {
+			t.Fatal(it.Message)
+		}
+	})
+	require.Zero(t, allocs)
+}
