@@ -12,7 +12,8 @@ import (
 // encode through it.
 type argEncoder[I any] struct {
 	task     string
-	maxFrame int // the frame limit an argument must fit in; 0: no check
+	maxFrame int            // the frame limit an argument must fit in; 0: no check
+	fast     *codec.Fast[I] // nil: through c
 	c        *codec.Codec
 	buf      []byte // the chunk being built
 	ends     []int  // where each argument in buf ends
@@ -27,7 +28,11 @@ func (e *argEncoder[I]) add(v *I) error {
 		e.buf = make([]byte, 0, e.last)
 	}
 	var err error
-	e.buf, err = e.c.EncodeTo(e.buf, *v)
+	if e.fast != nil {
+		e.buf = e.fast.Append(e.buf, v)
+	} else {
+		e.buf, err = e.c.EncodeTo(e.buf, *v)
+	}
 	if n := len(e.buf) - start; err == nil && e.maxFrame > 0 && runFrameSize(e.task, 1, n) > e.maxFrame {
 		err = fmt.Errorf("encoded argument of %d bytes does not fit in a frame of %d bytes (Config.MaxFrameSize): %w", n, e.maxFrame, ErrFrameTooLarge)
 	}

@@ -135,7 +135,7 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool), first, n int, completed chan *flight, ordered bool) (f *flight, refused bool) {
 	c := codec.Get()
 	defer codec.Put(c)
-	e := t.encoder(p, c)
+	e := t.encoder(p.cfg.MaxFrameSize, c)
 	var errs []error
 	for range n {
 		v, ok := next()
@@ -199,7 +199,7 @@ func (t *Task[I, O]) yieldFlight(f *flight, yield func(O, error) bool) bool {
 	for i, err := range f.errs {
 		var v O
 		if err == nil {
-			err = decodeOutcome(c, t.name, &f.b.out[k], &v)
+			err = decodeOutcome(c, t.fastOut, t.name, &f.b.out[k], &v)
 			k++
 		}
 		if err != nil {

@@ -73,7 +73,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	defer codec.Put(c)
 	m := mapRun[I, O]{
 		t: t, p: p, in: in, out: make([]O, len(in)), size: size,
-		e:           t.encoder(p, c),
+		e:           t.encoder(p.cfg.MaxFrameSize, c),
 		c:           c,
 		live:        map[*batch]int{},
 		windowBytes: max(mapWindowBytes, 2*p.cfg.Workers*p.cfg.MaxChunkBytes),
@@ -189,7 +189,7 @@ func (m *mapRun[I, O]) decode(b *batch) {
 	for j := range b.out {
 		at := b.first + j
 		culprit := b.out[j].culprit
-		if err := decodeOutcome(m.c, m.t.name, &b.out[j], &m.out[at]); err != nil && (culprit && !m.firstCulprit || culprit == m.firstCulprit && at < m.firstAt) {
+		if err := decodeOutcome(m.c, m.t.fastOut, m.t.name, &b.out[j], &m.out[at]); err != nil && (culprit && !m.firstCulprit || culprit == m.firstCulprit && at < m.firstAt) {
 			m.firstErr, m.firstAt, m.firstCulprit = err, at, culprit
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/procpool/procpool/internal/journal"
 	"github.com/procpool/procpool/internal/stderrlog"
 	"github.com/procpool/procpool/internal/wire"
@@ -119,7 +121,14 @@ func newPipes() (*pipes, error) {
 		ps.out.Close()
 		return nil, fmt.Errorf("worker stderr pipe: %w", err)
 	}
+	growPipeTmp(ps.in, 1<<20)
+	growPipeTmp(ps.out, 1<<20)
 	return &ps, nil
+}
+
+func growPipeTmp(f *os.File, n int) {
+	rc, _ := f.SyscallConn()
+	rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, n) })
 }
 
 func (ps *pipes) closeChild() {

@@ -25,7 +25,9 @@ func Main() {
 // Task is a function registered to run in worker processes. I is its
 // argument type and O its result type; both travel msgpack-encoded.
 type Task[I, O any] struct {
-	name string
+	name    string
+	fastIn  *codec.Fast[I] // nil: I goes through msgpack's reflection
+	fastOut *codec.Fast[O]
 }
 
 // Register registers fn under name and returns the Task that runs it. Call it
@@ -56,15 +58,16 @@ func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Ta
 		panic(fmt.Sprintf("procpool: task %q registered at %s cannot run in a worker: %v", name, registry.Where(1), err))
 	}
 	registry.Register(name, registry.Func(fn), registry.Signature[I, O](name), 1)
-	return &Task[I, O]{name: name}
+	return &Task[I, O]{name: name, fastIn: codec.FastFor[I](), fastOut: codec.FastFor[O]()}
 }
 
 // Name returns the name the task was registered under.
 func (t *Task[I, O]) Name() string { return t.name }
 
-// encoder returns an encoder of the task's arguments for pool p.
-func (t *Task[I, O]) encoder(p *Pool, c *codec.Codec) argEncoder[I] {
-	return argEncoder[I]{task: t.name, maxFrame: p.cfg.MaxFrameSize, c: c}
+// encoder returns an encoder of the task's arguments that fit in frames of
+// maxFrame bytes (0: no limit).
+func (t *Task[I, O]) encoder(maxFrame int, c *codec.Codec) argEncoder[I] {
+	return argEncoder[I]{task: t.name, maxFrame: maxFrame, fast: t.fastIn, c: c}
 }
 
 // Call is a task bound to an argument, for [Config.Initializer].
@@ -78,7 +81,7 @@ type Call struct {
 func (t *Task[I, O]) Bind(in I) Call {
 	c := codec.Get()
 	defer codec.Put(c)
-	e := argEncoder[I]{task: t.name, c: c}
+	e := t.encoder(0, c)
 	if err := e.add(&in); err != nil {
 		return Call{task: t.name, err: err}
 	}
@@ -89,7 +92,7 @@ func (t *Task[I, O]) Bind(in I) Call {
 // It does not wait for the call to run. An argument that cannot be encoded,
 // or a pool that takes no more work, fails the future at once.
 func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
-	f := &Future[O]{pool: p, task: t.name, ch: make(chan struct{})}
+	f := &Future[O]{pool: p, task: t.name, fast: t.fastOut, ch: make(chan struct{})}
 	if err := p.usable(); err != nil {
 		f.pool = nil
 		f.b = newBatch(t.name, [][]byte{nil}, nil)
@@ -99,7 +102,7 @@ func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 		return f
 	}
 	c := codec.Get()
-	e := t.encoder(p, c)
+	e := t.encoder(p.cfg.MaxFrameSize, c)
 	err := e.add(&in)
 	args := [][]byte{nil}
 	if err == nil {
@@ -122,6 +125,7 @@ func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 type Future[O any] struct {
 	pool *Pool
 	task string
+	fast *codec.Fast[O]
 	b    *batch
 	ch   chan struct{}
 
@@ -145,7 +149,7 @@ func (f *Future[O]) Get(ctx context.Context) (O, error) {
 	}
 	f.once.Do(func() {
 		c := codec.Get()
-		f.err = decodeOutcome(c, f.task, &f.b.out[0], &f.val)
+		f.err = decodeOutcome(c, f.fast, f.task, &f.b.out[0], &f.val)
 		codec.Put(c)
 	})
 	return f.val, f.err
@@ -170,7 +174,7 @@ func (f *Future[O]) Cancel() bool {
 const minShared = 64 << 10
 
 // decodeOutcome turns one call's outcome into a result or an error.
-func decodeOutcome[O any](c *codec.Codec, task string, o *outcome, v *O) error {
+func decodeOutcome[O any](c *codec.Codec, fast *codec.Fast[O], task string, o *outcome, v *O) error {
 	if o.err != nil {
 		return o.err
 	}
@@ -179,6 +183,9 @@ func decodeOutcome[O any](c *codec.Codec, task string, o *outcome, v *O) error {
 			*bs = b // the frame it came in is the caller's alone
 			return nil
 		}
+	}
+	if fast != nil && fast.Decode(o.value, v) {
+		return nil
 	}
 	if err := c.Decode(o.value, v); err != nil {
 		return &CodecError{Task: task, Stage: DecodeResult, Message: fmt.Sprintf("decode result as %T: %v", *v, err), Err: err}
