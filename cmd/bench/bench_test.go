@@ -64,7 +64,7 @@ func TestQuick(t *testing.T) {
 		iGoroutines: {},
 		iErrgroup:   {wStartup: true, wRecovery: true, wRSS: true},
 		iPool:       {wCPU10: true, wCPU1: true, wAlloc: true},
-		iPPE:        {wCPU10: true, wCPU1: true, wAlloc: true, wPayload: true, wRSS: true},
+		iPPE:        {wCPU10: true, wCPU1: true, wAlloc: true, wRSS: true},
 	}
 	for _, s := range sections {
 		if isScaling(s.workload) {

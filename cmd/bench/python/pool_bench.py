@@ -31,8 +31,7 @@ DEFAULTS = {
         {"label": "1", "chunksize": 1, "pool_items": 20000, "ppe_items": 5000},
         {"label": "default", "chunksize": 0, "pool_items": 1000000, "ppe_items": 0},
     ],
-    "blocks": 200,
-    "block_size": 1 << 20,
+    "payloads": [{"label": "1MiB", "block_size": 1 << 20, "blocks": 200}],
     # The scaling section (see cmd/bench/scaling.go): no workers skips it.
     "scaling": {"workers": [], "calls": 500, "map_items": 10000, "sleeps_per_worker": 20, "sleep_ms": 10},
 }
@@ -97,10 +96,11 @@ class Results:
     def __init__(self):
         self.items = []
 
-    def add(self, workload, impl, workers, runs, n=0, chunk="", chunksize=0, note="", skipped=""):
+    def add(self, workload, impl, workers, runs, n=0, chunk="", chunksize=0, note="", skipped="", block_size=0):
         self.items.append({
             "workload": workload, "impl": impl, "workers": workers, "runs": runs,
             "n": n, "chunk": chunk, "chunksize": chunksize, "note": note, "skipped": skipped,
+            "block_size": block_size,
         })
 
 
@@ -237,19 +237,7 @@ def bench_pool(ctx, cfg, k, res):
             size = c["chunksize"] or default_pool_chunksize(n, k)
             res.add("map", "pool", k, runs, n=n, chunk=c["label"], chunksize=size)
 
-        # Distinct blocks: pickle would send one block repeated in a chunk
-        # only once. Chunks of one block, as procpool's 1 MiB chunk limit
-        # makes them; a larger chunksize only makes bigger pickles.
-        size = cfg["block_size"]
-        blocks = [bytes([i % 251]) * size for i in range(cfg["blocks"])]
-        runs = []
-        for run in range(cfg["runs"] + 1):
-            t = timed(lambda: p.map(echo, blocks, chunksize=1))
-            if run:
-                runs.append(len(blocks) * size / 1e6 / t)
-        del blocks
-        res.add("payload", "pool", k, runs, n=cfg["blocks"], note="pickled both ways, chunksize 1")
-
+        bench_payloads(lambda blocks: p.map(echo, blocks, chunksize=1), cfg, k, res, "pool")
 
 
 def bench_ppe(ctx, cfg, k, res):
@@ -275,6 +263,27 @@ def bench_ppe(ctx, cfg, k, res):
                 t = timed(lambda: list(ex.map(noop, range(n), chunksize=cs)))
                 runs.append(n / t)
             res.add("map", "ppe", k, runs, n=n, chunk=c["label"], chunksize=cs)
+
+        bench_payloads(lambda blocks: list(ex.map(echo, blocks, chunksize=1)), cfg, k, res, "ppe")
+
+
+def bench_payloads(map_blocks, cfg, k, res, impl):
+    """The payload workload at each block size: map_blocks echoes a list of
+    blocks at chunksize 1, one block a message, as procpool's 1 MiB chunk
+    limit makes them from 1 MiB up. The blocks are distinct: pickle would
+    send one block repeated in a chunk only once. The first run of each
+    size warms up, and is not counted."""
+    for pc in cfg["payloads"]:
+        size = pc["block_size"]
+        blocks = [bytes([i % 251]) * size for i in range(pc["blocks"])]
+        runs = []
+        for run in range(cfg["runs"] + 1):
+            t = timed(lambda: map_blocks(blocks))
+            if run:
+                runs.append(len(blocks) * size / 1e6 / t)
+        del blocks
+        res.add("payload", impl, k, runs, n=pc["blocks"], chunk=pc["label"], chunksize=1,
+                block_size=size, note="pickled both ways, chunksize 1")
 
 
 def bench_scaling(ctx, cfg, res):
