@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -60,9 +62,9 @@ func TestQuick(t *testing.T) {
 	// section is procpool's processes against Python's Pool, with an ideal
 	// for its sleeps only.
 	missing := map[string]map[string]bool{
-		iFloor:      {wMap: true},
-		iGoroutines: {},
-		iErrgroup:   {wStartup: true, wRecovery: true, wRSS: true},
+		iFloor:      {wMap: true, wMapMemory: true},
+		iGoroutines: {wMapMemory: true},
+		iErrgroup:   {wStartup: true, wRecovery: true, wRSS: true, wMapMemory: true},
 		iPool:       {wCPU10: true, wCPU1: true, wAlloc: true},
 		iPPE:        {wCPU10: true, wCPU1: true, wAlloc: true, wRSS: true},
 	}
@@ -95,6 +97,37 @@ func TestQuick(t *testing.T) {
 	for _, k := range rep.Workers {
 		for _, cc := range quickSizes.Chunks {
 			assert.NotNil(t, rep.find(wMap, iProcesses, k, cc.Label), "map, %d workers, chunk %s", k, cc.Label)
+		}
+		// Every block size has its floor and its peers, Python's too.
+		for _, pc := range quickSizes.PayloadSizes {
+			for _, impl := range impls {
+				if impl == iErrgroup {
+					continue
+				}
+				r := rep.find(wPayload, impl, k, pc.Label())
+				if assert.NotNil(t, r, "payload %s, %s, %d workers", pc.Label(), impl, k) {
+					assert.Equal(t, pc.Size, r.BlockSize)
+					assert.Equal(t, pc.Blocks, r.N)
+					assert.Positive(t, r.VsFloor, "payload %s, %s, %d workers: × floor", pc.Label(), impl, k)
+					assert.NotEmpty(t, r.BestPeer, "payload %s, %s, %d workers", pc.Label(), impl, k)
+				}
+			}
+		}
+	}
+	// The payload-memory figure: a fresh child's peak, on Linux, of an
+	// input it reports.
+	for _, impl := range impls {
+		if impl == iGoroutines || impl == iErrgroup {
+			continue
+		}
+		r := rep.find(wMapMemory, impl, memoryWorkers, "")
+		if runtime.GOOS != "linux" && impl == iProcesses {
+			assert.Nil(t, r, "no VmHWM: skipped")
+			continue
+		}
+		if assert.NotNil(t, r, "payload memory, %s", impl) {
+			assert.Equal(t, quickSizes.MemoryBlocks, r.N)
+			assert.Contains(t, r.Note, fmt.Sprintf("input %d MiB", quickSizes.MemoryBlocks*quickSizes.MemoryBlockSize>>20))
 		}
 	}
 

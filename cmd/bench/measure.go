@@ -14,6 +14,7 @@ const (
 	wCPU1      = "cpu1ms"
 	wAlloc     = "alloc"
 	wPayload   = "payload"
+	wMapMemory = "map_memory"
 	wStartup   = "startup"
 	wRecovery  = "recovery"
 	wRSS       = "rss"
@@ -131,6 +132,7 @@ var workloadUnits = map[string]struct {
 	wCPU1:      {"× serial", true},
 	wAlloc:     {"× serial", true},
 	wPayload:   {"MB/s", true},
+	wMapMemory: {"MiB", false},
 	wStartup:   {"ms", false},
 	wRecovery:  {"ms", false},
 	wRSS:       {"MiB", false},
@@ -179,7 +181,7 @@ func implLabel(impl, workload string) string {
 		switch workload {
 		case wRoundTrip, wScaleRoundTrip:
 			return "Python Pool.apply"
-		case wMap, wPayload, wScaleMap, wScaleSleep:
+		case wMap, wPayload, wMapMemory, wScaleMap, wScaleSleep:
 			return "Python Pool.map"
 		case wScaleClose:
 			return "Python Pool close+join"
@@ -191,7 +193,7 @@ func implLabel(impl, workload string) string {
 		switch workload {
 		case wRoundTrip:
 			return "Python PPE submit+result"
-		case wMap, wPayload:
+		case wMap, wPayload, wMapMemory:
 			return "Python PPE.map"
 		}
 		return "Python ProcessPoolExecutor"

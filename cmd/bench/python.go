@@ -29,6 +29,7 @@ type pythonConfig struct {
 	Calls    int             `json:"calls"`
 	Chunks   []pythonChunk   `json:"chunks"`
 	Payloads []pythonPayload `json:"payloads"`
+	Memory   pythonMemory    `json:"memory"`
 	Scaling  pythonScaling   `json:"scaling"`
 }
 
@@ -37,6 +38,13 @@ type pythonPayload struct {
 	Label     string `json:"label"`
 	BlockSize int    `json:"block_size"`
 	Blocks    int    `json:"blocks"`
+}
+
+// pythonMemory is the payload-memory figure's part: no blocks skips it.
+type pythonMemory struct {
+	Blocks    int `json:"blocks"`
+	BlockSize int `json:"block_size"`
+	Workers   int `json:"workers"`
 }
 
 // pythonScaling is the scaling section's part: no workers skips it.
@@ -116,6 +124,9 @@ func runPython(ctx context.Context, python string, s Sizes, workers, scaling []i
 	}
 	for _, c := range s.Chunks {
 		cfg.Chunks = append(cfg.Chunks, pythonChunk{Label: c.Label, ChunkSize: c.Size, PoolItems: c.PoolItems, PPEItems: c.PPEItems})
+	}
+	if len(workers) > 0 { // with sections 1 to 6 only
+		cfg.Memory = pythonMemory{Blocks: s.MemoryBlocks, BlockSize: s.MemoryBlockSize, Workers: memoryWorkers}
 	}
 	for _, pc := range s.PayloadSizes {
 		cfg.Payloads = append(cfg.Payloads, pythonPayload{Label: pc.Label(), BlockSize: pc.Size, Blocks: pc.Blocks})

@@ -46,6 +46,9 @@ var footnotes = map[string]string{
 	wAlloc: "Each process has a heap and a collector of its own; goroutines share the parent's. GC cycles are counted per heap, from each heap's first call to its last.",
 	wPayload: "MB/s counts each payload byte once, though it travels out and back. Every Map is at chunksize 1, one block a message, as procpool's 1 MiB chunk limit makes it from 1 MiB up; Python pickles distinct blocks both ways. " +
 		"errgroup passes the slice by reference: it is shown, and is no peer of a copy.",
+	wMapMemory: "Each run is a fresh child process of this program (of python3 for Python) that starts its pool, allocates and touches the input (n blocks), then maps; " +
+		"the figure is its peak resident memory (VmHWM) after the Map minus before it, the input excluded. Go's default GOGC lets a heap grow to twice its live size, " +
+		"the input included, before a collection: a buffer allocated per block counts until then.",
 	wRecovery: "Python's Pool worker waits for tasks holding the task queue's lock: one killed while holding it hangs the Pool, and its terminate(), for good.",
 	wRSS:      "Resident memory from /proc, as Stats().Workers[i].RSS reports it; the floor is this same binary idle, with no pool: its peak resident memory, as the kernel reports it when the child exits.",
 	wScaleRoundTrip: "Sections 7a–7g: × at N divides a figure by the same implementation's at the fewest workers measured. One pool per worker count (OnCrash: Respawn) serves each run's " +
@@ -62,6 +65,7 @@ var sections = []struct{ workload, title string }{
 	{wCPU1, "3b. CPU-bound: tasks of ~1 ms of arithmetic, speed-up over serial"},
 	{wAlloc, "4. Allocation-heavy: tasks that build and drop binary trees, speed-up over serial"},
 	{wPayload, "5a. Payload: byte slices of 64 KiB to 16 MiB echoed back, at chunksize 1"},
+	{wMapMemory, "5b. Payload memory: the parent's peak RSS growth during a Map of distinct 1 MiB blocks to their lengths, chunksize 1"},
 	{wStartup, "6a. Start-up: New (or Pool()) to the first result"},
 	{wRecovery, "6b. Recovery (Respawn): a worker's SIGKILL to a result from its replacement"},
 	{wRSS, "6c. Idle worker resident memory"},

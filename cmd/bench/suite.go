@@ -249,6 +249,21 @@ func newSuite(ctx context.Context, sizes Sizes, workers []int) (_ *suite, err er
 		}
 	}
 
+	// 5b. The parent's peak memory during a Map of a large input, in a
+	// fresh child per run.
+	mem := s.add(newResult(wMapMemory, iProcesses, implLabel(iProcesses, wMapMemory), memoryWorkers))
+	mem.N, mem.ChunkSize, mem.BlockSize = sizes.MemoryBlocks, 1, sizes.MemoryBlockSize
+	s.do("payload memory", func() error {
+		m, err := mapMemory(sizes.MemoryBlocks, sizes.MemoryBlockSize, memoryWorkers)
+		if err != nil || m.Skipped != "" {
+			mem.Skipped = m.Skipped
+			return err
+		}
+		mem.Runs = append(mem.Runs, m.growthMiB())
+		mem.Note = fmt.Sprintf("input %.0f MiB; peak RSS %.0f → %.0f MiB (last run)", mib(m.Input), mib(m.Before), mib(m.After))
+		return nil
+	})
+
 	// 6. Start-up, idle memory and recovery.
 	sec = "start-up and recovery"
 	startF := s.add(newResult(wStartup, iFloor, implLabel(iFloor, wStartup), 0))
