@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The Python peers of procpool's benchmark: multiprocessing.Pool and
 concurrent.futures.ProcessPoolExecutor, fork start method, on the same
-trivial function and the same sizes as the Go side.
+functions and the same sizes as the Go side.
 
 cmd/bench runs this script with one argument, a JSON object of the sizes
-(see Sizes and ChunkCase in cmd/bench/workloads.go), and reads one JSON
+(see pythonConfig in cmd/bench/python.go), and reads one JSON
 object from its stdout: {"python": version, "results": [...]}, each result
 holding the raw figure of every run. Progress goes to stderr.
 
