@@ -34,8 +34,9 @@ const (
 // procpool frame carrying a small int.
 const pingSize = 16
 
-// serveRole runs this process as a floor child if it was started as one;
-// then it never returns. In any other process it returns at once.
+// serveRole runs this process as a floor child, or as the memory child of
+// memory.go, if it was started as one; then it never returns. In any other
+// process it returns at once.
 func serveRole() {
 	role := os.Getenv(roleEnv)
 	switch role {
@@ -56,6 +57,8 @@ func serveRole() {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case roleMemory:
+		serveMemory()
 	}
 	fmt.Fprintf(os.Stderr, "bench: unknown %s %q\n", roleEnv, role)
 	os.Exit(2)
@@ -68,9 +71,10 @@ type child struct {
 }
 
 // startChild starts this program as a floor child in role, with the
-// GOMAXPROCS a procpool worker would get in a pool of that many workers.
-// Its pipes are plain os.Pipe pairs, as a pool's are.
-func startChild(role string, workers int) (*child, error) {
+// GOMAXPROCS a procpool worker would get in a pool of that many workers,
+// and env added to its environment. Its pipes are plain os.Pipe pairs, as a
+// pool's are.
+func startChild(role string, workers int, env ...string) (*child, error) {
 	exe, err := selfExe()
 	if err != nil {
 		return nil, err
@@ -79,6 +83,7 @@ func startChild(role string, workers int) (*child, error) {
 	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, "PROCPOOL_WORKER=")
 	}), roleEnv+"="+role, "GOMAXPROCS="+strconv.Itoa(max(1, runtime.NumCPU()/max(1, workers))))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	childIn, in, err := os.Pipe()
 	if err != nil {

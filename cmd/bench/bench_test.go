@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,11 +63,11 @@ func TestQuick(t *testing.T) {
 	// section is procpool's processes against Python's Pool, with an ideal
 	// for its sleeps only.
 	missing := map[string]map[string]bool{
-		iFloor:      {wMap: true},
-		iGoroutines: {},
-		iErrgroup:   {wStartup: true, wRecovery: true, wRSS: true},
+		iFloor:      {wMap: true, wMapMemory: true},
+		iGoroutines: {wMapMemory: true},
+		iErrgroup:   {wStartup: true, wRecovery: true, wRSS: true, wMapMemory: true},
 		iPool:       {wCPU10: true, wCPU1: true, wAlloc: true},
-		iPPE:        {wCPU10: true, wCPU1: true, wAlloc: true, wPayload: true, wRSS: true},
+		iPPE:        {wCPU10: true, wCPU1: true, wAlloc: true, wRSS: true},
 	}
 	for _, s := range sections {
 		if isScaling(s.workload) {
@@ -96,6 +99,37 @@ func TestQuick(t *testing.T) {
 		for _, cc := range quickSizes.Chunks {
 			assert.NotNil(t, rep.find(wMap, iProcesses, k, cc.Label), "map, %d workers, chunk %s", k, cc.Label)
 		}
+		// Every block size has its floor and its peers, Python's too.
+		for _, pc := range quickSizes.PayloadSizes {
+			for _, impl := range impls {
+				if impl == iErrgroup {
+					continue
+				}
+				r := rep.find(wPayload, impl, k, pc.Label())
+				if assert.NotNil(t, r, "payload %s, %s, %d workers", pc.Label(), impl, k) {
+					assert.Equal(t, pc.Size, r.BlockSize)
+					assert.Equal(t, pc.Blocks, r.N)
+					assert.Positive(t, r.VsFloor, "payload %s, %s, %d workers: × floor", pc.Label(), impl, k)
+					assert.NotEmpty(t, r.BestPeer, "payload %s, %s, %d workers", pc.Label(), impl, k)
+				}
+			}
+		}
+	}
+	// The payload-memory figure: a fresh child's peak, on Linux, of an
+	// input it reports.
+	for _, impl := range impls {
+		if impl == iGoroutines || impl == iErrgroup {
+			continue
+		}
+		r := rep.find(wMapMemory, impl, memoryWorkers, "")
+		if runtime.GOOS != "linux" && impl == iProcesses {
+			assert.Nil(t, r, "no VmHWM: skipped")
+			continue
+		}
+		if assert.NotNil(t, r, "payload memory, %s", impl) {
+			assert.Equal(t, quickSizes.MemoryBlocks, r.N)
+			assert.Contains(t, r.Note, fmt.Sprintf("input %d MiB", quickSizes.MemoryBlocks*quickSizes.MemoryBlockSize>>20))
+		}
 	}
 
 	for _, k := range quickScaling {
@@ -112,9 +146,26 @@ func TestQuick(t *testing.T) {
 		}
 	}
 
-	require.Len(t, rep.Checks, 11+6)
+	// 11 targets of sections 1 to 6, 4 of the fast data path's at 2
+	// workers (3 more where the widest pool is not 2), and 6 of scaling.
+	main := 11 + 4
+	if slices.Max(rep.Workers) != dataPathWorkers {
+		main += 3
+	}
+	require.Len(t, rep.Checks, main+6)
+	names := map[string]bool{}
 	for _, c := range rep.Checks {
+		assert.False(t, names[c.Name], "two targets named %q", c.Name)
+		names[c.Name] = true
+		if (python == "" && (strings.Contains(c.Name, "Pool") || strings.Contains(c.Name, "Python"))) ||
+			(runtime.GOOS != "linux" && strings.Contains(c.Name, "peak RSS")) {
+			assert.Equal(t, "SKIP", c.Status, c.Name)
+			continue
+		}
 		assert.Contains(t, []string{"PASS", "MISS"}, c.Status, "%s: %s", c.Name, c.Detail)
+	}
+	for _, want := range []string{"data path: payload of 1MiB blocks ≥ 1.5 × Python PPE.map", "data path: round trip ≤ 1.5 ×", "data path: the parent's peak RSS growth"} {
+		assert.True(t, slices.ContainsFunc(rep.Checks, func(c Check) bool { return strings.HasPrefix(c.Name, want) }), want)
 	}
 
 	var table bytes.Buffer
@@ -172,6 +223,68 @@ func TestScalingAlone(t *testing.T) {
 	assert.NoError(t, err)
 	_, err = os.Stat(filepath.Join(dir, "throughput.svg"))
 	assert.True(t, os.IsNotExist(err), "no throughput chart without section 2")
+}
+
+// The fast data path's targets: each from the figures it names, the peak
+// RSS growth strictly under its bound, none repeating a target of sections
+// 1 to 6 at the same workers, and a skipped figure's reason in the detail.
+func TestDataPathChecks(t *testing.T) {
+	fig := func(workload, impl string, workers int, chunk string, v float64) *Result {
+		r := newResult(workload, impl, implLabel(impl, workload), workers)
+		r.Chunk, r.Runs = chunk, []float64{v}
+		return r.finish()
+	}
+	rep := &Report{Workers: []int{1, 2}, Results: []*Result{
+		fig(wPayload, iProcesses, 2, "1MiB", 300),
+		fig(wPayload, iPPE, 2, "1MiB", 100),
+		fig(wPayload, iFloor, 2, "1MiB", 1000),
+		fig(wRoundTrip, iFloor, 0, "", 20),
+		fig(wRoundTrip, iProcesses, 2, "", 40),
+		fig(wRoundTrip, iPool, 2, "", 250),
+		fig(wMapMemory, iPool, 2, "", 1),
+	}}
+	mem := fig(wMapMemory, iProcesses, 2, "", 128)
+	mem.N, mem.BlockSize = 512, 1<<20
+	rep.Results = append(rep.Results, mem)
+	rep.computeChecks()
+	status := map[string]string{}
+	for _, c := range rep.Checks {
+		if strings.HasPrefix(c.Name, "data path: ") {
+			status[strings.TrimPrefix(c.Name, "data path: ")] = c.Status + ": " + c.Detail
+		}
+	}
+	assert.Len(t, status, 4, "the Map and floor targets are mainChecks' at 2 workers")
+	assert.Contains(t, status["payload of 1MiB blocks ≥ 1.5 × Python PPE.map (2 workers)"], "PASS: 300 procpool processes vs 100 Python PPE.map = 3.00×")
+	assert.Contains(t, status["round trip ≤ 1.5 × the raw ping-pong floor (2 workers)"], "MISS: 40.0 procpool processes vs 20.0 raw pipe ping-pong (floor) = 2.00×")
+	assert.Contains(t, status["round trip ≥ 10 × faster than Pool.apply (2 workers)"], "MISS")
+	peak := status["the parent's peak RSS growth during a Map of 512 × 1MiB < 128 MiB above the input (2 workers)"]
+	assert.True(t, strings.HasPrefix(peak, "MISS: 128 MiB median"), "128 MiB is not under 128: %s", peak)
+	assert.Contains(t, peak, "Python Pool.map: 1.00 MiB")
+
+	// Where the widest pool is not 2, the Map and floor targets are at 2
+	// too; a skipped figure says why.
+	mem.Runs, mem.Skipped = nil, "needs Linux's VmHWM"
+	rep.Workers, rep.Checks = []int{1, 2, 4}, nil
+	rep.computeChecks()
+	n := 0
+	for _, c := range rep.Checks {
+		if strings.HasPrefix(c.Name, "data path: ") {
+			n++
+			if strings.Contains(c.Name, "peak RSS") {
+				assert.Equal(t, "SKIP", c.Status)
+				assert.Contains(t, c.Detail, "needs Linux's VmHWM")
+			}
+		}
+	}
+	assert.Equal(t, 7, n)
+}
+
+func TestSizeLabel(t *testing.T) {
+	assert.Equal(t, "64KiB", sizeLabel(64<<10))
+	assert.Equal(t, "1MiB", sizeLabel(1<<20))
+	assert.Equal(t, "16MiB", sizeLabel(16<<20))
+	assert.Equal(t, "1536KiB", sizeLabel(1536<<10))
+	assert.Equal(t, "100B", sizeLabel(100))
 }
 
 func TestParseCounts(t *testing.T) {

@@ -9,6 +9,15 @@
 // is the median of -runs runs, with min and max, and its ratio to the floor
 // and to the best other implementation; the targets are checked at the end.
 //
+// The sections: 1, the round trip of one call; 2, Map of a trivial function
+// at several chunk sizes; 3 and 4, CPU-bound and allocation-heavy tasks; 5a,
+// byte payloads of 64 KiB, 1 MiB and 16 MiB echoed at chunksize 1; 5b, the
+// parent's peak resident memory growth during a Map of 512 distinct 1 MiB
+// blocks to their lengths (2 workers, a fresh child process per run, Linux
+// only); 6, start-up, recovery and idle memory. The fast data path's
+// targets compare sections 1, 2, 5a and 5b with Python and the floors at 2
+// workers.
+//
 // A scaling section then runs the same kind of work at many more workers
 // than CPUs (-scaling, 2, 16, 64 and 256 by default), procpool's worker
 // processes and Python's multiprocessing.Pool: the round trip, a Map at
@@ -19,9 +28,10 @@
 //	go run ./cmd/bench [-runs 5] [-quick] [-json] [-out bench-results] [-python python3]
 //	                   [-scaling 2,16,64,256] [-main=true]
 //
-// The program is its own worker, and its own floor child: main calls
-// procpool.Main first, then serveRole, each of which takes over a process
-// started for that role and never returns in it.
+// The program is its own worker, its own floor child and its own memory
+// child (section 5b): main calls procpool.Main first, then serveRole, each
+// of which takes over a process started for that role and never returns in
+// it.
 package main
 
 import (

@@ -14,6 +14,7 @@ const (
 	wCPU1      = "cpu1ms"
 	wAlloc     = "alloc"
 	wPayload   = "payload"
+	wMapMemory = "map_memory"
 	wStartup   = "startup"
 	wRecovery  = "recovery"
 	wRSS       = "rss"
@@ -50,10 +51,15 @@ type Result struct {
 	Workload string `json:"workload"`
 	Impl     string `json:"impl"`
 	Label    string `json:"label"`
-	Workers  int    `json:"workers"`         // 0: the figure holds for any number
-	Chunk    string `json:"chunk,omitempty"` // map: "1", "10", ..., "default"
+	Workers  int    `json:"workers"` // 0: the figure holds for any number
+	// Chunk tells apart the figures of one workload and worker count: the
+	// chunk size of a Map ("1", "10", ..., "default"), the block size of
+	// the payload ("64KiB", "1MiB", "16MiB").
+	Chunk string `json:"chunk,omitempty"`
 	// ChunkSize is the chunk size actually used (the default's value too).
 	ChunkSize int `json:"chunksize,omitempty"`
+	// BlockSize is the payload's block size in bytes.
+	BlockSize int `json:"block_size,omitempty"`
 	// N is the number of items, calls or blocks in one run.
 	N      int       `json:"n,omitempty"`
 	Unit   string    `json:"unit"`
@@ -126,6 +132,7 @@ var workloadUnits = map[string]struct {
 	wCPU1:      {"× serial", true},
 	wAlloc:     {"× serial", true},
 	wPayload:   {"MB/s", true},
+	wMapMemory: {"MiB", false},
 	wStartup:   {"ms", false},
 	wRecovery:  {"ms", false},
 	wRSS:       {"MiB", false},
@@ -174,7 +181,7 @@ func implLabel(impl, workload string) string {
 		switch workload {
 		case wRoundTrip, wScaleRoundTrip:
 			return "Python Pool.apply"
-		case wMap, wPayload, wScaleMap, wScaleSleep:
+		case wMap, wPayload, wMapMemory, wScaleMap, wScaleSleep:
 			return "Python Pool.map"
 		case wScaleClose:
 			return "Python Pool close+join"
@@ -186,7 +193,7 @@ func implLabel(impl, workload string) string {
 		switch workload {
 		case wRoundTrip:
 			return "Python PPE submit+result"
-		case wMap:
+		case wMap, wPayload, wMapMemory:
 			return "Python PPE.map"
 		}
 		return "Python ProcessPoolExecutor"

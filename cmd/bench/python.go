@@ -24,13 +24,27 @@ var poolBenchPy []byte
 
 // pythonConfig is what the script takes: the same sizes as the Go side.
 type pythonConfig struct {
-	Workers   []int         `json:"workers"`
-	Runs      int           `json:"runs"`
-	Calls     int           `json:"calls"`
-	Chunks    []pythonChunk `json:"chunks"`
-	Blocks    int           `json:"blocks"`
-	BlockSize int           `json:"block_size"`
-	Scaling   pythonScaling `json:"scaling"`
+	Workers  []int           `json:"workers"`
+	Runs     int             `json:"runs"`
+	Calls    int             `json:"calls"`
+	Chunks   []pythonChunk   `json:"chunks"`
+	Payloads []pythonPayload `json:"payloads"`
+	Memory   pythonMemory    `json:"memory"`
+	Scaling  pythonScaling   `json:"scaling"`
+}
+
+// pythonPayload is one block size of the payload workload.
+type pythonPayload struct {
+	Label     string `json:"label"`
+	BlockSize int    `json:"block_size"`
+	Blocks    int    `json:"blocks"`
+}
+
+// pythonMemory is the payload-memory figure's part: no blocks skips it.
+type pythonMemory struct {
+	Blocks    int `json:"blocks"`
+	BlockSize int `json:"block_size"`
+	Workers   int `json:"workers"`
 }
 
 // pythonScaling is the scaling section's part: no workers skips it.
@@ -60,6 +74,7 @@ type pythonOutput struct {
 		N         int       `json:"n"`
 		Chunk     string    `json:"chunk"`
 		ChunkSize int       `json:"chunksize"`
+		BlockSize int       `json:"block_size"`
 		Note      string    `json:"note"`
 		Skipped   string    `json:"skipped"`
 	} `json:"results"`
@@ -101,7 +116,7 @@ func runPython(ctx context.Context, python string, s Sizes, workers, scaling []i
 		return nil, "", err
 	}
 	cfg := pythonConfig{
-		Workers: append([]int{}, workers...), Runs: runs, Calls: s.PyRoundTrips, Blocks: s.Blocks, BlockSize: s.BlockSize,
+		Workers: append([]int{}, workers...), Runs: runs, Calls: s.PyRoundTrips,
 		Scaling: pythonScaling{
 			Workers: append([]int{}, scaling...), Calls: s.PyScaleRoundTrips, MapItems: s.PyScaleMapItems,
 			SleepsPerWorker: s.SleepsPerWorker, SleepMs: scaleSleepMs,
@@ -109,6 +124,12 @@ func runPython(ctx context.Context, python string, s Sizes, workers, scaling []i
 	}
 	for _, c := range s.Chunks {
 		cfg.Chunks = append(cfg.Chunks, pythonChunk{Label: c.Label, ChunkSize: c.Size, PoolItems: c.PoolItems, PPEItems: c.PPEItems})
+	}
+	if len(workers) > 0 { // with sections 1 to 6 only
+		cfg.Memory = pythonMemory{Blocks: s.MemoryBlocks, BlockSize: s.MemoryBlockSize, Workers: memoryWorkers}
+	}
+	for _, pc := range s.PayloadSizes {
+		cfg.Payloads = append(cfg.Payloads, pythonPayload{Label: pc.Label(), BlockSize: pc.Size, Blocks: pc.Blocks})
 	}
 	arg, err := json.Marshal(cfg)
 	if err != nil {
@@ -145,16 +166,17 @@ func runPython(ctx context.Context, python string, s Sizes, workers, scaling []i
 	var rs []*Result
 	for _, pr := range out.Results {
 		r := newResult(pr.Workload, pr.Impl, implLabel(pr.Impl, pr.Workload), pr.Workers)
-		r.Runs, r.N, r.Chunk, r.ChunkSize, r.Note, r.Skipped = pr.Runs, pr.N, pr.Chunk, pr.ChunkSize, pr.Note, pr.Skipped
+		r.Runs, r.N, r.Chunk, r.ChunkSize, r.BlockSize, r.Note, r.Skipped = pr.Runs, pr.N, pr.Chunk, pr.ChunkSize, pr.BlockSize, pr.Note, pr.Skipped
 		rs = append(rs, r.finish())
 	}
 	return rs, out.Python, nil
 }
 
 // pythonTimeout bounds the Python part: generous, so that only a hang
-// trips it.
+// trips it, on a busy machine too, where the payloads' three sizes and the
+// memory figure's 512 MiB pickled per run take minutes.
 func pythonTimeout(quick, scaling bool) time.Duration {
-	d := 10 * time.Minute
+	d := 15 * time.Minute
 	if quick {
 		d = 2 * time.Minute
 	}

@@ -97,8 +97,10 @@ func newSuite(ctx context.Context, sizes Sizes, workers []int) (_ *suite, err er
 			s.closers = append(s.closers, func() { c.stop() })
 			streams[k] = append(streams[k], c)
 		}
-		if _, err := stream(streams[k], k, w.blocks[0]); err != nil { // warm up
-			return nil, err
+		for _, blocks := range w.payloads { // warm up, at every size
+			if _, err := stream(streams[k], k, blocks[0]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	echo, err := startChild(roleEcho, 1)
@@ -209,35 +211,58 @@ func newSuite(ctx context.Context, sizes Sizes, workers []int) (_ *suite, err er
 		}
 	}
 
-	// 5. Payload.
+	// 5a. Payload, at each block size.
 	sec = "payload"
-	bytes := int64(len(w.blocks)) * int64(sizes.BlockSize)
 	for _, k := range workers {
-		floor := s.add(newResult(wPayload, iFloor, implLabel(iFloor, wPayload), k))
-		floor.N, floor.Note = len(w.blocks), fmt.Sprintf("%d child(ren), no encoding", k)
-		s.do(sec, func() error {
-			d, err := stream(streams[k], len(w.blocks), w.blocks[0])
-			floor.Runs = append(floor.Runs, mbPerSecond(bytes, d))
-			return err
-		})
-		r := s.add(newResult(wPayload, iErrgroup, implLabel(iErrgroup, wPayload), k))
-		r.N, r.Note = len(w.blocks), "by reference: nothing is copied"
-		s.do(sec, func() error {
-			echoed := make([][]byte, len(w.blocks))
-			d := errgroupEach(k, len(w.blocks), func(i int) { echoed[i] = w.blocks[i] })
-			r.Runs = append(r.Runs, mbPerSecond(bytes, d))
-			return nil
-		})
-		for _, b := range backends {
-			r := s.add(newResult(wPayload, implOf(b), implLabel(implOf(b), wPayload), k))
-			r.N, r.Note = len(w.blocks), "copied both ways"
+		for pi, pc := range sizes.PayloadSizes {
+			blocks := w.payloads[pi]
+			bytes := int64(len(blocks)) * int64(pc.Size)
+			payloadResult := func(impl, note string) *Result {
+				r := s.add(newResult(wPayload, impl, implLabel(impl, wPayload), k))
+				r.Chunk, r.BlockSize, r.N, r.Note = pc.Label(), pc.Size, len(blocks), note
+				if impl != iFloor {
+					r.ChunkSize = 1
+				}
+				return r
+			}
+			floor := payloadResult(iFloor, fmt.Sprintf("%d child(ren), no encoding", k))
 			s.do(sec, func() error {
-				d, err := poolPayload(ctx, k, b, w.blocks)
-				r.Runs = append(r.Runs, mbPerSecond(bytes, d))
+				d, err := stream(streams[k], len(blocks), blocks[0])
+				floor.Runs = append(floor.Runs, mbPerSecond(bytes, d))
 				return err
 			})
+			r := payloadResult(iErrgroup, "by reference: nothing is copied")
+			s.do(sec, func() error {
+				echoed := make([][]byte, len(blocks))
+				d := errgroupEach(k, len(blocks), func(i int) { echoed[i] = blocks[i] })
+				r.Runs = append(r.Runs, mbPerSecond(bytes, d))
+				return nil
+			})
+			for _, b := range backends {
+				r := payloadResult(implOf(b), "copied both ways")
+				s.do(sec, func() error {
+					d, err := poolPayload(ctx, k, b, blocks)
+					r.Runs = append(r.Runs, mbPerSecond(bytes, d))
+					return err
+				})
+			}
 		}
 	}
+
+	// 5b. The parent's peak memory during a Map of a large input, in a
+	// fresh child per run.
+	mem := s.add(newResult(wMapMemory, iProcesses, implLabel(iProcesses, wMapMemory), memoryWorkers))
+	mem.N, mem.ChunkSize, mem.BlockSize = sizes.MemoryBlocks, 1, sizes.MemoryBlockSize
+	s.do("payload memory", func() error {
+		m, err := mapMemory(sizes.MemoryBlocks, sizes.MemoryBlockSize, memoryWorkers)
+		if err != nil || m.Skipped != "" {
+			mem.Skipped = m.Skipped
+			return err
+		}
+		mem.Runs = append(mem.Runs, m.growthMiB())
+		mem.Note = fmt.Sprintf("input %.0f MiB; peak RSS %.0f → %.0f MiB (last run)", mib(m.Input), mib(m.Before), mib(m.After))
+		return nil
+	})
 
 	// 6. Start-up, idle memory and recovery.
 	sec = "start-up and recovery"

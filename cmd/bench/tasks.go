@@ -39,6 +39,13 @@ var Echo = procpool.Register("bench.echo", func(_ context.Context, b []byte) ([]
 	return b, nil
 })
 
+// Length returns the length of the bytes it was given: the payload-memory
+// figure's task, whose input is large and whose result is small, so that
+// what the parent holds is the input on its way out.
+var Length = procpool.Register("bench.length", func(_ context.Context, b []byte) (int, error) {
+	return len(b), nil
+})
+
 // WhoAmI returns the worker's pid after a short pause. The pause keeps a
 // worker busy long enough that calls submitted together spread over the
 // pool, so that a replacement worker gets one as soon as it is ready.

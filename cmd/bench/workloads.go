@@ -25,8 +25,14 @@ type Sizes struct {
 	CPUShort     int           // the 1 ms tasks
 	AllocTasks   int           // churn tasks
 	AllocTask    time.Duration // about how long one churn task takes
-	Blocks       int           // payload blocks per run
-	BlockSize    int
+	// PayloadSizes are the block sizes of the payload workload, each with
+	// the blocks echoed per run: enough that a run takes a fraction of a
+	// second at every size.
+	PayloadSizes []PayloadCase
+	// MemoryBlocks distinct blocks of MemoryBlockSize bytes are the input
+	// of the parent's peak-memory figure (see memory.go).
+	MemoryBlocks    int
+	MemoryBlockSize int
 
 	// The scaling section's sizes, per run and per worker count.
 	ScaleRoundTrips   int // sequential calls, Go
@@ -37,6 +43,28 @@ type Sizes struct {
 	// that the ideal time is the same at every worker count: 20 makes it
 	// 200 ms, and 5,120 sleeps at 256 workers.
 	SleepsPerWorker int
+}
+
+// PayloadCase is one block size of the payload workload, and the blocks
+// echoed per run.
+type PayloadCase struct {
+	Size   int // bytes
+	Blocks int
+}
+
+// Label names the block size in the table and as the figure's Chunk:
+// "64KiB", "1MiB", "16MiB".
+func (c PayloadCase) Label() string { return sizeLabel(c.Size) }
+
+// sizeLabel prints a byte count in the largest binary unit that divides it.
+func sizeLabel(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
 }
 
 // ChunkCase is one chunk size of the tiny-task workload, with the items
@@ -63,7 +91,10 @@ var fullSizes = Sizes{
 		{"default", 0, 1_000_000, 1_000_000, 0},
 	},
 	CPUTasks: 200, CPUShort: 400, AllocTasks: 200, AllocTask: 5 * time.Millisecond,
-	Blocks: 200, BlockSize: 1 << 20,
+	// About 130 MB, 210 MB and 270 MB a run: 0.2 to 1 s at the rates of
+	// a pipe and of Python's pickling.
+	PayloadSizes: []PayloadCase{{64 << 10, 2000}, {1 << 20, 200}, {16 << 20, 16}},
+	MemoryBlocks: 512, MemoryBlockSize: 1 << 20,
 	ScaleRoundTrips: 2000, PyScaleRoundTrips: 500,
 	ScaleMapItems: 50_000, PyScaleMapItems: 10_000,
 	SleepsPerWorker: 20,
@@ -79,7 +110,8 @@ var quickSizes = Sizes{
 		{"default", 0, 20_000, 20_000, 0},
 	},
 	CPUTasks: 20, CPUShort: 20, AllocTasks: 20, AllocTask: 2 * time.Millisecond,
-	Blocks: 16, BlockSize: 1 << 20,
+	PayloadSizes: []PayloadCase{{64 << 10, 64}, {1 << 20, 16}, {16 << 20, 2}},
+	MemoryBlocks: 64, MemoryBlockSize: 1 << 20,
 	ScaleRoundTrips: 100, PyScaleRoundTrips: 50,
 	ScaleMapItems: 2_000, PyScaleMapItems: 500,
 	SleepsPerWorker: 4,
@@ -92,8 +124,10 @@ type work struct {
 	spin1  int // and of a ~1 ms one
 	trees  int // trees of a churn task
 	ints   []int
-	out    []int    // errgroup's Map results: one buffer, touched, reused
-	blocks [][]byte // Blocks references to one block: no Go side memoises
+	out    []int // errgroup's Map results: one buffer, touched, reused
+	// payloads are, per PayloadSizes case, Blocks references to one
+	// block: no Go side memoises, and the parent's heap stays small.
+	payloads [][][]byte
 }
 
 // newWork calibrates the tasks on this machine. It runs before the big
@@ -114,13 +148,12 @@ func newWork(s Sizes) *work {
 		w.ints[i] = i
 		w.out[i] = i // page it in, so that no run pays for its faults
 	}
-	block := make([]byte, s.BlockSize)
-	for i := range block {
-		block[i] = byte(i)
-	}
-	w.blocks = make([][]byte, s.Blocks)
-	for i := range w.blocks {
-		w.blocks[i] = block
+	for _, pc := range s.PayloadSizes {
+		block := make([]byte, pc.Size)
+		for i := range block {
+			block[i] = byte(i)
+		}
+		w.payloads = append(w.payloads, slices.Repeat([][]byte{block}, pc.Blocks))
 	}
 	return w
 }
@@ -301,21 +334,24 @@ func poolCompute(ctx context.Context, workers int, backend procpool.Backend, cc 
 	return time.Since(start), 0, err
 }
 
-// poolPayload times one Map of Echo over the blocks, in a pool of its own,
-// warmed up by one block per worker and closed afterwards: the buffers a
-// pool grows for megabyte frames would otherwise stay in the parent's heap,
-// which the goroutine backend's allocation-heavy tasks share.
+// poolPayload times one Map of Echo over the blocks at chunksize 1, in a
+// pool of its own, warmed up by one block per worker and closed afterwards:
+// the buffers a pool grows for megabyte frames would otherwise stay in the
+// parent's heap, which the goroutine backend's allocation-heavy tasks
+// share. Chunksize 1 is what the 1 MiB chunk limit makes of larger blocks
+// anyway, and what the Python peers use at every size.
 func poolPayload(ctx context.Context, workers int, backend procpool.Backend, blocks [][]byte) (time.Duration, error) {
 	p, err := procpool.New(procpool.Config{Workers: workers, Backend: backend, Logger: quietLogger})
 	if err != nil {
 		return 0, err
 	}
 	defer p.Close()
-	if _, err := Echo.Map(ctx, p, blocks[:min(len(blocks), workers)]); err != nil {
+	one := procpool.Chunksize(1)
+	if _, err := Echo.Map(ctx, p, blocks[:min(len(blocks), workers)], one); err != nil {
 		return 0, err
 	}
 	start := time.Now()
-	out, err := Echo.Map(ctx, p, blocks)
+	out, err := Echo.Map(ctx, p, blocks, one)
 	took := time.Since(start)
 	if err != nil {
 		return 0, err

@@ -2,16 +2,21 @@
 
 package procpool_test
 
-// Benchmarks of a round trip and of Map throughput, against the pipe floor.
+// Benchmarks of a round trip, of Map throughput and of the bulk data path,
+// against the pipe floor, and of the parent's memory during a large Map.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,12 +113,14 @@ func BenchmarkMap(b *testing.B) {
 }
 
 // BenchmarkPayload echoes byte payloads through 2 workers, 32 per Map at
-// chunksize 1: the bulk data path, both ways. MB/s counts the bytes sent.
+// chunksize 1 (4 of 16 MiB, so that it stays quick): the bulk data path,
+// both ways. MB/s counts the bytes sent.
 func BenchmarkPayload(b *testing.B) {
-	for _, size := range []int{64 << 10, 1 << 20} {
+	for _, bc := range []struct{ size, blocks int }{{64 << 10, 32}, {1 << 20, 32}, {16 << 20, 4}} {
+		size := bc.size
 		b.Run(fmt.Sprintf("size=%dKiB", size>>10), func(b *testing.B) {
 			p := benchPool(b, 2)
-			in := make([][]byte, 32)
+			in := make([][]byte, bc.blocks)
 			for i := range in {
 				in[i] = make([]byte, size)
 			}
@@ -125,6 +132,73 @@ func BenchmarkPayload(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchLength is BenchmarkMapMemory's task: a large input, a small result.
+var benchLength = procpool.Register("test.bench-length", func(_ context.Context, b []byte) (int, error) { return len(b), nil })
+
+// BenchmarkMapMemory maps benchLength over 512 distinct 1 MiB blocks at
+// chunksize 1 through 2 workers, and reports the most memory the parent's
+// runtime held above what it held before, the input included, while the
+// Maps ran (peak-MiB, sampled every millisecond: a pool that streams its
+// input holds a few blocks, one that encodes it ahead holds a copy), and
+// what each Map allocated (alloc-MiB/op).
+func BenchmarkMapMemory(b *testing.B) {
+	const blocks, size = 512, 1 << 20
+	p := benchPool(b, 2)
+	ctx := context.Background()
+	one := procpool.Chunksize(1)
+	in := make([][]byte, blocks)
+	for i := range in {
+		in[i] = bytes.Repeat([]byte{byte(i)}, size)
+	}
+	if _, err := benchLength.Map(ctx, p, in[:2], one); err != nil { // warm up
+		b.Fatal(err)
+	}
+	runtime.GC()
+	base := heldBytes()
+	var peak atomic.Uint64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			if h := heldBytes(); h > peak.Load() {
+				peak.Store(h)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.SetBytes(blocks * size)
+	for b.Loop() {
+		lens, err := benchLength.Map(ctx, p, in, one)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(lens) != blocks || lens[blocks-1] != size {
+			b.Fatalf("wrong lengths: %d of them, the last %d", len(lens), lens[len(lens)-1])
+		}
+	}
+	runtime.ReadMemStats(&after)
+	close(stop)
+	<-done
+	b.ReportMetric(float64(max(peak.Load(), base)-base)/(1<<20), "peak-MiB")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "alloc-MiB/op")
+}
+
+// heldBytes is the memory the Go runtime holds from the system and has not
+// released: its share of the resident memory, heap and the rest.
+func heldBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64() - s[1].Value.Uint64()
 }
 
 // BenchmarkScaling runs the same work at 2, 16, 64 and 256 workers: a round

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The Python peers of procpool's benchmark: multiprocessing.Pool and
 concurrent.futures.ProcessPoolExecutor, fork start method, on the same
-trivial function and the same sizes as the Go side.
+functions and the same sizes as the Go side.
 
 cmd/bench runs this script with one argument, a JSON object of the sizes
-(see Sizes and ChunkCase in cmd/bench/workloads.go), and reads one JSON
+(see pythonConfig in cmd/bench/python.go), and reads one JSON
 object from its stdout: {"python": version, "results": [...]}, each result
 holding the raw figure of every run. Progress goes to stderr.
 
@@ -17,6 +17,7 @@ import ctypes
 import json
 import multiprocessing as mp
 import os
+import resource
 import select
 import signal
 import subprocess
@@ -31,8 +32,9 @@ DEFAULTS = {
         {"label": "1", "chunksize": 1, "pool_items": 20000, "ppe_items": 5000},
         {"label": "default", "chunksize": 0, "pool_items": 1000000, "ppe_items": 0},
     ],
-    "blocks": 200,
-    "block_size": 1 << 20,
+    "payloads": [{"label": "1MiB", "block_size": 1 << 20, "blocks": 200}],
+    # The payload-memory figure (see cmd/bench/memory.go): no blocks skips it.
+    "memory": {"blocks": 512, "block_size": 1 << 20, "workers": 2},
     # The scaling section (see cmd/bench/scaling.go): no workers skips it.
     "scaling": {"workers": [], "calls": 500, "map_items": 10000, "sleeps_per_worker": 20, "sleep_ms": 10},
 }
@@ -46,6 +48,11 @@ def noop(x):
 def echo(b):
     """The payload task: returns the bytes it was given."""
     return b
+
+
+def length(b):
+    """The payload-memory task, as bench.length: the length of its bytes."""
+    return len(b)
 
 
 def whoami(pause_us):
@@ -97,10 +104,11 @@ class Results:
     def __init__(self):
         self.items = []
 
-    def add(self, workload, impl, workers, runs, n=0, chunk="", chunksize=0, note="", skipped=""):
+    def add(self, workload, impl, workers, runs, n=0, chunk="", chunksize=0, note="", skipped="", block_size=0):
         self.items.append({
             "workload": workload, "impl": impl, "workers": workers, "runs": runs,
             "n": n, "chunk": chunk, "chunksize": chunksize, "note": note, "skipped": skipped,
+            "block_size": block_size,
         })
 
 
@@ -237,19 +245,7 @@ def bench_pool(ctx, cfg, k, res):
             size = c["chunksize"] or default_pool_chunksize(n, k)
             res.add("map", "pool", k, runs, n=n, chunk=c["label"], chunksize=size)
 
-        # Distinct blocks: pickle would send one block repeated in a chunk
-        # only once. Chunks of one block, as procpool's 1 MiB chunk limit
-        # makes them; a larger chunksize only makes bigger pickles.
-        size = cfg["block_size"]
-        blocks = [bytes([i % 251]) * size for i in range(cfg["blocks"])]
-        runs = []
-        for run in range(cfg["runs"] + 1):
-            t = timed(lambda: p.map(echo, blocks, chunksize=1))
-            if run:
-                runs.append(len(blocks) * size / 1e6 / t)
-        del blocks
-        res.add("payload", "pool", k, runs, n=cfg["blocks"], note="pickled both ways, chunksize 1")
-
+        bench_payloads(lambda blocks: p.map(echo, blocks, chunksize=1), cfg, k, res, "pool")
 
 
 def bench_ppe(ctx, cfg, k, res):
@@ -275,6 +271,96 @@ def bench_ppe(ctx, cfg, k, res):
                 t = timed(lambda: list(ex.map(noop, range(n), chunksize=cs)))
                 runs.append(n / t)
             res.add("map", "ppe", k, runs, n=n, chunk=c["label"], chunksize=cs)
+
+        bench_payloads(lambda blocks: list(ex.map(echo, blocks, chunksize=1)), cfg, k, res, "ppe")
+
+
+def bench_payloads(map_blocks, cfg, k, res, impl):
+    """The payload workload at each block size: map_blocks echoes a list of
+    blocks at chunksize 1, one block a message, as procpool's 1 MiB chunk
+    limit makes them from 1 MiB up. The blocks are distinct: pickle would
+    send one block repeated in a chunk only once. The first run of each
+    size warms up, and is not counted."""
+    for pc in cfg["payloads"]:
+        size = pc["block_size"]
+        blocks = [bytes([i % 251]) * size for i in range(pc["blocks"])]
+        runs = []
+        for run in range(cfg["runs"] + 1):
+            t = timed(lambda: map_blocks(blocks))
+            if run:
+                runs.append(len(blocks) * size / 1e6 / t)
+        del blocks
+        res.add("payload", impl, k, runs, n=pc["blocks"], chunk=pc["label"], chunksize=1,
+                block_size=size, note="pickled both ways, chunksize 1")
+
+
+def bench_memory(cfg, res):
+    """The parent's peak resident memory growth during a map of distinct
+    blocks to their lengths at chunksize 1, Pool.map and ProcessPoolExecutor.map,
+    each run in a fresh python3 (see memory_child), whose peak nothing else
+    has raised."""
+    m = cfg["memory"]
+    for impl in ("pool", "ppe"):
+        runs, note = [], ""
+        for _ in range(cfg["runs"]):
+            out = subprocess.run(
+                [sys.executable, __file__, "--memory", impl, json.dumps(m)],
+                stdout=subprocess.PIPE, check=True, timeout=MEMORY_TIMEOUT).stdout
+            r = json.loads(out)
+            runs.append((r["after"] - r["before"]) / (1 << 20))
+            note = "input {:.0f} MiB; peak RSS {:.0f} → {:.0f} MiB (last run)".format(
+                r["input"] / (1 << 20), r["before"] / (1 << 20), r["after"] / (1 << 20))
+        res.add("map_memory", impl, m["workers"], runs, n=m["blocks"], chunksize=1,
+                block_size=m["block_size"], note=note)
+
+
+MEMORY_TIMEOUT = 300.0
+
+
+def peak_bytes():
+    """This process's peak resident memory: VmHWM where /proc has it, as the
+    Go side reads it, else ru_maxrss (KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) << 10
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak << 10
+
+
+def memory_child(impl, m):
+    """One run of bench_memory: starts its pool while small and warms it up,
+    allocates the input, resets its peak (Linux's clear_refs), maps, and
+    prints the input's size and its peak before and after, in bytes."""
+    die_with_parent()
+    ctx = mp.get_context("fork")
+    workers, size = m["workers"], m["block_size"]
+    # Its workers die with it too, should it fail.
+    if impl == "pool":
+        pool = ctx.Pool(workers, initializer=die_with_parent)
+        run = lambda blocks: pool.map(length, blocks, chunksize=1)
+        close = lambda: (pool.close(), pool.join())
+    else:
+        ex = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent)
+        run = lambda blocks: list(ex.map(length, blocks, chunksize=1))
+        close = ex.shutdown
+    run([bytes(size)] * workers)
+    blocks = [bytes([i % 251]) * size for i in range(m["blocks"])]
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    before = peak_bytes()
+    total = sum(run(blocks))
+    after = peak_bytes()
+    if total != len(blocks) * size:
+        raise RuntimeError(f"memory: wrong result: {total} bytes of {len(blocks) * size}")
+    print(json.dumps({"input": len(blocks) * size, "before": before, "after": after}), flush=True)
+    close()
 
 
 def bench_scaling(ctx, cfg, res):
@@ -347,6 +433,9 @@ def main():
     if sys.argv[1:2] == ["--recovery"]:
         recovery_child(int(sys.argv[2]))
         return
+    if sys.argv[1:2] == ["--memory"]:
+        memory_child(sys.argv[2], json.loads(sys.argv[3]))
+        return
     cfg = dict(DEFAULTS)
     if len(sys.argv) > 1:
         cfg.update(json.loads(sys.argv[1]))
@@ -364,6 +453,9 @@ def main():
         bench_ppe(ctx, cfg, k, res)
         log(f"{k} worker(s): Pool recovery")
         bench_recovery(cfg, k, res)
+    if cfg["memory"]["blocks"]:
+        log(f"payload memory, {cfg['memory']['workers']} workers: Pool.map, ProcessPoolExecutor.map")
+        bench_memory(cfg, res)
     if cfg["scaling"]["workers"]:
         bench_scaling(ctx, cfg, res)
     json.dump({"python": sys.version.split()[0], "results": res.items}, sys.stdout)
