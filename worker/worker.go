@@ -110,6 +110,7 @@ func (s *server) serve() error {
 	applySettings(setup)
 	s.x = NewExecutor(setup)
 	s.x.j = s.j
+	s.x.c.Share = true // each frame read is fresh, and a run's alone
 	ready := &wire.Ready{}
 	if setup.InitTask != "" {
 		ready.Init = s.x.Init(setup.InitTask, setup.InitArg)

@@ -27,7 +27,19 @@ type Codec struct {
 	lastType reflect.Type
 	lastInfo *typeInfo
 	w        walker
+
+	// Share lets a task's []byte argument of MinShared bytes or more be
+	// handed out in the bytes it was decoded from rather than copied: for
+	// a caller that owns those bytes and never writes them again, as a
+	// worker process owns each frame it reads.
+	Share bool
 }
+
+// MinShared is the size from which a []byte value may be handed out in the
+// bytes it arrived in (see [Bin] and Codec.Share) rather than copied. A
+// value this large travels in a frame it shares with few others, so keeping
+// it keeps little else alive.
+const MinShared = 64 << 10
 
 // New returns a Codec.
 func New() *Codec {

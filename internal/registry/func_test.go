@@ -107,3 +107,33 @@ func TestFuncFastPathAllocs(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 }
+
+// TestFuncSharesLargeByteArguments: with Codec.Share, a []byte argument of
+// codec.MinShared bytes or more, encoded, is the task's in the bytes it arrived in;
+// a smaller one, or any without Share, is a copy.
+func TestFuncSharesLargeByteArguments(t *testing.T) {
+	var got []byte
+	h := Func(func(_ context.Context, b []byte) (int, error) { got = b; return len(b), nil })
+	for _, tc := range []struct {
+		size   int
+		share  bool
+		shared bool
+	}{
+		{codec.MinShared, true, true},
+		{1 << 20, true, true},
+		{codec.MinShared - 8, true, false}, // its encoding is under MinShared
+		{1 << 20, false, false},
+	} {
+		c := codec.New()
+		arg, err := c.Encode(bytes.Repeat([]byte{9}, tc.size))
+		require.NoError(t, err)
+		arg = bytes.Clone(arg)
+		c.Reset()
+		c.Share = tc.share
+		it := h(context.Background(), c, arg)
+		require.Equal(t, wire.StatusOK, it.Status, it.Message)
+		require.Equal(t, bytes.Repeat([]byte{9}, tc.size), got)
+		same := &got[len(got)-1] == &arg[len(arg)-1]
+		require.Equal(t, tc.shared, same, "size %d, Share %v", tc.size, tc.share)
+	}
+}

@@ -116,8 +116,14 @@ func Signature[I, O any](name string) string {
 // way, so a failure reads the same either way.
 func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 	fastIn, fastOut := codec.FastFor[I](), codec.FastFor[O]()
+	_, bytesIn := any((*I)(nil)).(*[]byte)
 	return func(ctx context.Context, c *codec.Codec, arg []byte) (it wire.Item) {
 		in, ok := decodeFast(fastIn, arg)
+		if bytesIn && c.Share && len(arg) >= codec.MinShared {
+			if b, shared := codec.Bin(arg); shared {
+				in, ok = any(b).(I)
+			}
+		}
 		if !ok {
 			var err error
 			if in, err = decode[I](c, arg); err != nil {

@@ -122,3 +122,25 @@ func TestMapKeepsOnlyAWindowInFlight(t *testing.T) {
 	assert.GreaterOrEqual(t, inFlight, 2, "calls queued or running at once")
 	require.NoError(t, p.Close())
 }
+
+// TestLargeByteResultsAreTheCallers: []byte results large enough to be handed
+// out in the frame they arrived in (several per frame here) are each the
+// caller's: byte-exact, and writing one leaves the others alone.
+func TestLargeByteResultsAreTheCallers(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 2})
+	in := make([][]byte, 12)
+	for i := range in {
+		in[i] = bytes.Repeat([]byte{byte(i)}, 100<<10+i)
+	}
+	out, err := Echo.Map(ctx(t), p, in, procpool.Chunksize(4))
+	require.NoError(t, err)
+	for i := range out {
+		out[i] = append(out[i], 0xff) // must not run into the next result
+		clear(out[i][:10])
+	}
+	for i := range out {
+		require.Len(t, out[i], len(in[i])+1, "result %d", i)
+		require.Equal(t, in[i][10:], out[i][10:len(in[i])], "result %d", i)
+	}
+	require.NoError(t, p.Close())
+}

@@ -167,20 +167,14 @@ func (f *Future[O]) Cancel() bool {
 	return f.pool.cancelCall(f.b)
 }
 
-// minShared is the size from which a []byte result is handed out in the
-// frame it arrived in rather than copied. Such a result shares memory only
-// with what arrived in the same frame, and a worker sends one this large
-// soon after it is made (see package journal).
-const minShared = 64 << 10
-
 // decodeOutcome turns one call's outcome into a result or an error.
 func decodeOutcome[O any](c *codec.Codec, fast *codec.Fast[O], task string, o *outcome, v *O) error {
 	if o.err != nil {
 		return o.err
 	}
-	if bs, ok := any(v).(*[]byte); ok && len(o.value) >= minShared {
+	if bs, ok := any(v).(*[]byte); ok && len(o.value) >= codec.MinShared {
 		if b, ok := codec.Bin(o.value); ok {
-			*bs = b // the frame it came in is the caller's alone
+			*bs = b // the frame it came in is the caller's alone, never reused
 			return nil
 		}
 	}
