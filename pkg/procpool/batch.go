@@ -1,6 +1,9 @@
 package procpool
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // batch is the unit of scheduling: one Run message, a chunk of calls of one
 // task. A Submit is a batch of one call; Map makes a batch per chunk.
@@ -24,6 +27,16 @@ type batch struct {
 	tries    int             // times its calls were lost with a worker
 	parent   *batch          // for a call split from a lost chunk: the chunk
 	left     int             // for a lost chunk: calls split from it not yet finished
+
+	// A Map reuses the buffer that holds a chunk's arguments for a later
+	// chunk once it is sure nothing reads them any more: the batch was
+	// written whole to its holder (written, set by the writer after its
+	// flush, so the write happens before the reuse) and finished by that
+	// holder's results (clean), never moved to another worker or failed
+	// while the writer might still hold it.
+	buf     []byte      // the buffer args are slices of; nil if not the batch's own
+	clean   bool        // finished by its holder's results
+	written atomic.Bool // written to its holder's pipe and flushed
 }
 
 type batchState int

@@ -318,6 +318,11 @@ func (c *processConn) sendAll() bool {
 		if err == nil {
 			err = c.stream.Flush()
 		}
+		for _, b := range runs {
+			if err == nil {
+				b.written.Store(true)
+			}
+		}
 		clear(runs) // the buffer must not keep finished batches, and their arguments, alive
 		c.spare = runs
 		if err != nil {

@@ -15,17 +15,22 @@ type argEncoder[I any] struct {
 	maxFrame int            // the frame limit an argument must fit in; 0: no check
 	fast     *codec.Fast[I] // nil: through c
 	c        *codec.Codec
-	buf      []byte // the chunk being built
-	ends     []int  // where each argument in buf ends
-	last     int    // the size of the chunk taken last, to size the next
+	buf      []byte   // the chunk being built
+	ends     []int    // where each argument in buf ends
+	last     int      // the size of the chunk taken last, to size the next
+	free     [][]byte // buffers of finished chunks, to build the next ones in
 }
 
 // add encodes *v after the arguments already added. A value that cannot be
 // encoded, or does not fit in a frame, is a *[CodecError] and adds nothing.
 func (e *argEncoder[I]) add(v *I) error {
 	start := len(e.buf)
-	if start == 0 && cap(e.buf) == 0 && e.last > 0 {
-		e.buf = make([]byte, 0, e.last)
+	if start == 0 && cap(e.buf) == 0 {
+		if n := len(e.free); n > 0 {
+			e.buf, e.free = e.free[n-1], e.free[:n-1]
+		} else if e.last > 0 {
+			e.buf = make([]byte, 0, e.last)
+		}
 	}
 	var err error
 	if e.fast != nil {
@@ -50,20 +55,33 @@ func (e *argEncoder[I]) count() int { return len(e.ends) }
 // size is the encoded size of the arguments added and not taken.
 func (e *argEncoder[I]) size() int { return len(e.buf) }
 
-// take returns the arguments added, and starts a new chunk.
-func (e *argEncoder[I]) take() [][]byte {
+// take returns the arguments added, and the buffer they are slices of, and
+// starts a new chunk.
+func (e *argEncoder[I]) take() (args [][]byte, buf []byte) {
 	if len(e.ends) == 0 {
-		return nil
+		return nil, nil
 	}
-	args := make([][]byte, len(e.ends))
+	args = make([][]byte, len(e.ends))
 	start := 0
 	for i, end := range e.ends {
 		args[i] = e.buf[start:end:end]
 		start = end
 	}
-	e.last = len(e.buf)
+	buf, e.last = e.buf, len(e.buf)
 	e.buf, e.ends = nil, e.ends[:0]
-	return args
+	return args, buf
+}
+
+// maxFree bounds the buffers an encoder keeps for later chunks.
+const maxFree = 8
+
+// recycle gives back the buffer of a chunk whose arguments nothing reads
+// any more, to build a later chunk in: a Map of large arguments then
+// allocates for its window, not for its input.
+func (e *argEncoder[I]) recycle(buf []byte) {
+	if cap(buf) >= e.last && len(e.free) < maxFree {
+		e.free = append(e.free, buf[:0])
+	}
 }
 
 // runFrameSize bounds the size of a Run frame with n arguments of total

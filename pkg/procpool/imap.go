@@ -161,7 +161,8 @@ func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool),
 		finish()
 		return f, false
 	}
-	b := newBatch(t.name, e.take(), finish)
+	args, _ := e.take()
+	b := newBatch(t.name, args, finish)
 	b.deadline, _ = ctx.Deadline()
 	b.elem = f.elem
 	if err := p.enqueue(b); err != nil {

@@ -172,9 +172,10 @@ func (m *mapRun[I, O]) chunk() (*batch, error) {
 			return nil, &ElementError{Index: i, Err: err}
 		}
 	}
-	args := m.e.take()
+	args, buf := m.e.take()
 	m.next += len(args)
 	b := newBatch(m.t.name, args, nil)
+	b.buf = buf
 	b.first = start
 	b.elem = func(i int) int { return start + i }
 	b.deadline = m.deadline
@@ -192,6 +193,9 @@ func (m *mapRun[I, O]) decode(b *batch) {
 		if err := decodeOutcome(m.c, m.t.fastOut, m.t.name, &b.out[j], &m.out[at]); err != nil && (culprit && !m.firstCulprit || culprit == m.firstCulprit && at < m.firstAt) {
 			m.firstErr, m.firstAt, m.firstCulprit = err, at, culprit
 		}
+	}
+	if b.clean && b.written.Load() {
+		m.e.recycle(b.buf)
 	}
 }
 

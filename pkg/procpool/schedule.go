@@ -135,6 +135,7 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 		m.hold(b, -1)
 		p.holdChanged(m, b)
 		if b.state != finished {
+			b.clean = true
 			p.finish(b)
 		}
 	}

@@ -85,7 +85,8 @@ func (t *Task[I, O]) Bind(in I) Call {
 	if err := e.add(&in); err != nil {
 		return Call{task: t.name, err: err}
 	}
-	return Call{task: t.name, arg: e.take()[0]}
+	args, _ := e.take()
+	return Call{task: t.name, arg: args[0]}
 }
 
 // Submit starts one call of the task with argument in and returns its future.
@@ -106,7 +107,7 @@ func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 	err := e.add(&in)
 	args := [][]byte{nil}
 	if err == nil {
-		args = e.take()
+		args, _ = e.take()
 	}
 	codec.Put(c)
 	f.b = newBatch(t.name, args, func() { close(f.ch) })
