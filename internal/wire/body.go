@@ -17,7 +17,24 @@ import (
 type Encoder struct {
 	buf bytes.Buffer
 	enc *msgpack.Encoder
+	// split is the size from which bin leaves a byte string where it is
+	// rather than copy it into buf; 0 copies them all. Writer sets it: it
+	// writes the segments from where they are.
+	split int
+	segs  []segment
+	size  int // the body's size: buf after the header room, plus the segments
 }
+
+// segment is a byte string of the body that is not in buf: it follows
+// buf[:at].
+type segment struct {
+	at   int
+	data []byte
+}
+
+// splitMin is the size from which a Writer's byte strings are not copied
+// into the body buffer. Below it, a copy costs less than the extra write.
+const splitMin = 8 << 10
 
 // NewEncoder returns an Encoder.
 func NewEncoder() *Encoder {
@@ -28,11 +45,47 @@ func NewEncoder() *Encoder {
 
 // Message encodes m and returns its body, valid until the next call.
 func (e *Encoder) Message(m Message) ([]byte, error) {
-	e.buf.Reset()
-	if err := m.encode(e.enc); err != nil {
-		return nil, fmt.Errorf("encode %s message: %w", m.kind(), err)
+	if err := e.encode(m, 0); err != nil {
+		return nil, err
 	}
-	return e.buf.Bytes(), nil
+	return e.buf.Bytes()[headerLen:], nil
+}
+
+// encode encodes m into buf after room for the frame header, leaving byte
+// strings of split bytes or more (when split > 0) to segs.
+func (e *Encoder) encode(m Message, split int) error {
+	e.buf.Reset()
+	e.forget()
+	e.split = split
+	var room [headerLen]byte
+	e.buf.Write(room[:])
+	if err := m.encode(e); err != nil {
+		e.forget()
+		return fmt.Errorf("encode %s message: %w", m.kind(), err)
+	}
+	e.size += e.buf.Len() - headerLen
+	return nil
+}
+
+// bin encodes a byte string, as a segment when it is large enough.
+func (e *Encoder) bin(b []byte) error {
+	if e.split == 0 || len(b) < e.split {
+		return e.enc.EncodeBytes(b)
+	}
+	if err := e.enc.EncodeBytesLen(len(b)); err != nil {
+		return err
+	}
+	e.segs = append(e.segs, segment{at: e.buf.Len(), data: b})
+	e.size += len(b)
+	return nil
+}
+
+// forget drops the segments, so that the Encoder does not keep the
+// caller's byte strings alive.
+func (e *Encoder) forget() {
+	clear(e.segs)
+	e.segs = e.segs[:0]
+	e.size = 0
 }
 
 // Decoder decodes message bodies. Byte fields of a decoded message refer

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
@@ -44,7 +43,7 @@ func (k Kind) String() string {
 // Message is one of the message types below.
 type Message interface {
 	kind() Kind
-	encode(e *msgpack.Encoder) error
+	encode(e *Encoder) error
 	decode(d *Decoder) error
 }
 
@@ -154,7 +153,8 @@ func (*Cancel) kind() Kind { return KindCancel }
 
 // Every body is an array: the kind, then the message's fields in order.
 
-func (m *Hello) encode(e *msgpack.Encoder) error {
+func (m *Hello) encode(enc *Encoder) error {
+	e := enc.enc
 	return firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindHello)), e.EncodeInt(int64(m.Version)), e.EncodeInt(int64(m.PID)), e.Encode(m.Tasks), e.EncodeString(m.Build))
 }
 
@@ -170,8 +170,9 @@ func (m *Hello) decode(d *Decoder) error {
 	return err
 }
 
-func (m *Setup) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(10), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg), e.EncodeBool(m.Progress),
+func (m *Setup) encode(enc *Encoder) error {
+	e := enc.enc
+	return firstErr(e.EncodeArrayLen(10), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), enc.bin(m.InitArg), e.EncodeBool(m.Progress),
 		e.EncodeInt(int64(m.GOMAXPROCS)), e.EncodeInt(int64(m.Share)), e.Encode(m.Env), e.EncodeInt(int64(m.TaskTimeout)), e.EncodeInt(m.Clock))
 }
 
@@ -195,20 +196,21 @@ func (m *Setup) decode(d *Decoder) error {
 	return err
 }
 
-func (m *Ready) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(2), e.EncodeUint(uint64(KindReady)), m.Init.encode(e))
+func (m *Ready) encode(e *Encoder) error {
+	return firstErr(e.enc.EncodeArrayLen(2), e.enc.EncodeUint(uint64(KindReady)), m.Init.encode(e))
 }
 
 func (m *Ready) decode(d *Decoder) error {
 	return m.Init.decode(d)
 }
 
-func (m *Run) encode(e *msgpack.Encoder) error {
+func (m *Run) encode(enc *Encoder) error {
+	e := enc.enc
 	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(len(m.Args))); err != nil {
 		return err
 	}
 	for _, a := range m.Args {
-		if err := e.EncodeBytes(a); err != nil {
+		if err := enc.bin(a); err != nil {
 			return err
 		}
 	}
@@ -239,12 +241,13 @@ func (m *Run) decode(d *Decoder) error {
 	return nil
 }
 
-func (m *Result) encode(e *msgpack.Encoder) error {
+func (m *Result) encode(enc *Encoder) error {
+	e := enc.enc
 	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(m.Items))); err != nil {
 		return err
 	}
 	for i := range m.Items {
-		if err := m.Items[i].encode(e); err != nil {
+		if err := m.Items[i].encode(enc); err != nil {
 			return err
 		}
 	}
@@ -273,7 +276,8 @@ func (m *Result) decode(d *Decoder) error {
 	return nil
 }
 
-func (m *Cancel) encode(e *msgpack.Encoder) error {
+func (m *Cancel) encode(enc *Encoder) error {
+	e := enc.enc
 	return firstErr(e.EncodeArrayLen(3), e.EncodeUint(uint64(KindCancel)), e.EncodeUint(m.ID), e.EncodeBool(m.Whole))
 }
 
@@ -284,10 +288,11 @@ func (m *Cancel) decode(d *Decoder) error {
 // An OK item is its value alone, a byte string; any other is the array
 // [status, message, stack, codes]. Results are mostly OK, and this keeps
 // them to a byte-string header and the value.
-func (it *Item) encode(e *msgpack.Encoder) error {
+func (it *Item) encode(enc *Encoder) error {
 	if it.Status == StatusOK {
-		return e.EncodeBytes(it.Value)
+		return enc.bin(it.Value)
 	}
+	e := enc.enc
 	return firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(it.Status)), e.EncodeString(it.Message), e.EncodeString(it.Stack), e.Encode(it.Codes))
 }
 
