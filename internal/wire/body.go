@@ -5,23 +5,37 @@ package wire
 // the bytes left before anything is allocated.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Encoder encodes message bodies into one reused buffer.
 type Encoder struct {
-	buf bytes.Buffer
-	enc *msgpack.Encoder
+	buf buffer
+	enc *msgpack.Encoder // writes into buf
 	// split is the size from which bin leaves a byte string where it is
 	// rather than copy it into buf; 0 copies them all. Writer sets it: it
 	// writes the segments from where they are.
 	split int
 	segs  []segment
 	size  int // the body's size: buf after the header room, plus the segments
+}
+
+// buffer is the Encoder's output: msgpack.Encoder writes to it, and bin
+// appends to it directly, which costs a small value far fewer calls.
+type buffer struct{ b []byte }
+
+func (w *buffer) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *buffer) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
 }
 
 // segment is a byte string of the body that is not in buf: it follows
@@ -47,34 +61,41 @@ func (e *Encoder) Message(m Message) ([]byte, error) {
 	if err := e.encode(m, 0); err != nil {
 		return nil, err
 	}
-	return e.buf.Bytes()[headerLen:], nil
+	return e.buf.b[headerLen:], nil
 }
 
 // encode encodes m into buf after room for the frame header, leaving byte
 // strings of split bytes or more (when split > 0) to segs.
 func (e *Encoder) encode(m Message, split int) error {
-	e.buf.Reset()
 	e.forget()
 	e.split = split
-	var room [headerLen]byte
-	e.buf.Write(room[:])
+	e.buf.b = append(e.buf.b[:0], make([]byte, headerLen)...)
 	if err := m.encode(e); err != nil {
 		e.forget()
 		return fmt.Errorf("encode %s message: %w", m.kind(), err)
 	}
-	e.size += e.buf.Len() - headerLen
+	e.size += len(e.buf.b) - headerLen
 	return nil
 }
 
 // bin encodes a byte string, as a segment when it is large enough.
 func (e *Encoder) bin(b []byte) error {
-	if e.split == 0 || len(b) < e.split {
+	n := len(b)
+	split := e.split > 0 && n >= e.split
+	switch {
+	case b == nil:
+		e.buf.b = append(e.buf.b, codeNil)
+		return nil
+	case n <= math.MaxUint8 && !split: // the usual value, as EncodeBytes would
+		e.buf.b = append(append(e.buf.b, codeBin8, byte(n)), b...)
+		return nil
+	case !split:
 		return e.enc.EncodeBytes(b)
 	}
-	if err := e.enc.EncodeBytesLen(len(b)); err != nil {
+	if err := e.enc.EncodeBytesLen(n); err != nil {
 		return err
 	}
-	e.segs = append(e.segs, segment{at: e.buf.Len(), data: b})
+	e.segs = append(e.segs, segment{at: len(e.buf.b), data: b})
 	e.size += len(b)
 	return nil
 }

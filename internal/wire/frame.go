@@ -149,7 +149,7 @@ func (w *Writer) Write(m Message) error {
 	if e.size > w.max || uint64(e.size) > math.MaxUint32 { // the prefix cannot hold more
 		return fmt.Errorf("%s message of %d bytes is over the %d-byte limit: %w", m.kind(), e.size, w.max, ErrFrameTooLarge)
 	}
-	buf := e.buf.Bytes()
+	buf := e.buf.b
 	binary.BigEndian.PutUint32(buf, uint32(e.size))
 	// Large byte strings are written from where they are: bufio copies
 	// what fits in its buffer and writes the rest straight to the stream.

@@ -86,3 +86,33 @@ func TestWriteSegmentsLimit(t *testing.T) {
 	require.NoError(t, w.Flush())
 	require.Equal(t, frame(encode(t, m)), buf.Bytes())
 }
+
+// TestEncodeMatchesReference encodes Runs and Results with values of every
+// length class, alone and through a Writer, and compares them with
+// msgpack.Encoder's encoding (reference_test.go).
+func TestEncodeMatchesReference(t *testing.T) {
+	var vs [][]byte
+	for _, n := range []int{0, 1, 31, 32, 255, 256, 1<<16 - 1, 1 << 16, splitMin - 1, splitMin} {
+		vs = append(vs, bytes.Repeat([]byte{byte(n)}, n))
+	}
+	vs = append(vs, nil)
+	var items []Item
+	for _, v := range vs {
+		items = append(items, Item{Value: v})
+	}
+	items = append(items, Item{Status: StatusError, Message: "m", Codes: []string{"a"}}, Item{Status: StatusTooLarge})
+	for _, m := range []Message{
+		&Run{ID: 1, Task: "t", Args: vs, Deadline: -5},
+		&Run{ID: 1 << 40, Task: "t"},
+		&Result{ID: 2, More: true, Took: 300, Items: items},
+		&Result{ID: 3},
+	} {
+		want := refEncode(t, m)
+		require.Equal(t, want, encode(t, m), "%T", m)
+		var buf bytes.Buffer
+		w := NewWriter(&buf, DefaultMaxFrame)
+		require.NoError(t, w.Write(m))
+		require.NoError(t, w.Flush())
+		require.Equal(t, frame(want), buf.Bytes(), "%T through a Writer", m)
+	}
+}

@@ -1,14 +1,16 @@
 package wire
 
-// This file keeps the msgpack.Decoder-based decoding that Decoder replaced,
-// as the reference the hand-written parser must agree with (see
-// FuzzDecodeReference).
+// This file keeps the msgpack-based decoding that Decoder replaced, as the
+// reference the hand-written parser must agree with (see
+// FuzzDecodeReference), and the msgpack-based encoding of Runs and Results
+// that Encoder's must match byte for byte (TestEncodeMatchesReference).
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"testing"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -233,4 +235,34 @@ func (d *refDecoder) item(it *Item) error {
 	}
 	it.Codes, err = d.strs()
 	return err
+}
+
+// refEncode encodes a Run or a Result as Encoder did before it appended
+// byte strings itself.
+func refEncode(tb testing.TB, m Message) []byte {
+	var buf bytes.Buffer
+	e := msgpack.NewEncoder(&buf)
+	var err error
+	switch m := m.(type) {
+	case *Run:
+		err = firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(len(m.Args)))
+		for _, a := range m.Args {
+			err = firstErr(err, e.EncodeBytes(a))
+		}
+	case *Result:
+		err = firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(m.Items)))
+		for _, it := range m.Items {
+			if it.Status == StatusOK {
+				err = firstErr(err, e.EncodeBytes(it.Value))
+				continue
+			}
+			err = firstErr(err, e.EncodeArrayLen(4), e.EncodeUint(uint64(it.Status)), e.EncodeString(it.Message), e.EncodeString(it.Stack), e.Encode(it.Codes))
+		}
+	default:
+		tb.Fatalf("no reference encoding for %T", m)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
 }
