@@ -1,23 +1,53 @@
 package wire
 
 // This file turns messages into frame bodies and back: the Encoder, and the
-// defensive Decoder, which checks every length against the bytes left
-// before it allocates.
+// defensive Decoder, whose readers (parse.go) check every length against
+// the bytes left before anything is allocated.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Encoder encodes message bodies into one reused buffer.
 type Encoder struct {
-	buf bytes.Buffer
-	enc *msgpack.Encoder
+	buf buffer
+	enc *msgpack.Encoder // writes into buf
+	// split is the size from which bin leaves a byte string where it is
+	// rather than copy it into buf; 0 copies them all. Writer sets it: it
+	// writes the segments from where they are.
+	split int
+	segs  []segment
+	size  int // the body's size: buf after the header room, plus the segments
 }
+
+// buffer is the Encoder's output: msgpack.Encoder writes to it, and bin
+// appends to it directly, which costs a small value far fewer calls.
+type buffer struct{ b []byte }
+
+func (w *buffer) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *buffer) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+// segment is a byte string of the body that is not in buf: it follows
+// buf[:at].
+type segment struct {
+	at   int
+	data []byte
+}
+
+// splitMin is the size from which a Writer's byte strings are not copied
+// into the body buffer. Below it, a copy costs less than the extra write.
+const splitMin = 8 << 10
 
 // NewEncoder returns an Encoder.
 func NewEncoder() *Encoder {
@@ -28,11 +58,54 @@ func NewEncoder() *Encoder {
 
 // Message encodes m and returns its body, valid until the next call.
 func (e *Encoder) Message(m Message) ([]byte, error) {
-	e.buf.Reset()
-	if err := m.encode(e.enc); err != nil {
-		return nil, fmt.Errorf("encode %s message: %w", m.kind(), err)
+	if err := e.encode(m, 0); err != nil {
+		return nil, err
 	}
-	return e.buf.Bytes(), nil
+	return e.buf.b[headerLen:], nil
+}
+
+// encode encodes m into buf after room for the frame header, leaving byte
+// strings of split bytes or more (when split > 0) to segs.
+func (e *Encoder) encode(m Message, split int) error {
+	e.forget()
+	e.split = split
+	e.buf.b = append(e.buf.b[:0], make([]byte, headerLen)...)
+	if err := m.encode(e); err != nil {
+		e.forget()
+		return fmt.Errorf("encode %s message: %w", m.kind(), err)
+	}
+	e.size += len(e.buf.b) - headerLen
+	return nil
+}
+
+// bin encodes a byte string, as a segment when it is large enough.
+func (e *Encoder) bin(b []byte) error {
+	n := len(b)
+	split := e.split > 0 && n >= e.split
+	switch {
+	case b == nil:
+		e.buf.b = append(e.buf.b, codeNil)
+		return nil
+	case n <= math.MaxUint8 && !split: // the usual value, as EncodeBytes would
+		e.buf.b = append(append(e.buf.b, codeBin8, byte(n)), b...)
+		return nil
+	case !split:
+		return e.enc.EncodeBytes(b)
+	}
+	if err := e.enc.EncodeBytesLen(n); err != nil {
+		return err
+	}
+	e.segs = append(e.segs, segment{at: len(e.buf.b), data: b})
+	e.size += len(b)
+	return nil
+}
+
+// forget drops the segments, so that the Encoder does not keep the
+// caller's byte strings alive.
+func (e *Encoder) forget() {
+	clear(e.segs)
+	e.segs = e.segs[:0]
+	e.size = 0
 }
 
 // Decoder decodes message bodies. Byte fields of a decoded message refer
@@ -42,9 +115,9 @@ func (e *Encoder) Message(m Message) ([]byte, error) {
 // done with each before the next.
 type Decoder struct {
 	result Result
-	body   []byte
-	rd     bytes.Reader
-	dec    *msgpack.Decoder
+	b      []byte // the body being decoded
+	off    int    // the next byte of b to read
+	err    error  // the first error of the readers in parse.go
 }
 
 // maxKeptItems bounds the items buffer a Decoder keeps between results
@@ -65,22 +138,17 @@ func (d *Decoder) Release() {
 }
 
 // NewDecoder returns a Decoder.
-func NewDecoder() *Decoder {
-	d := &Decoder{}
-	d.dec = msgpack.NewDecoder(&d.rd)
-	return d
-}
+func NewDecoder() *Decoder { return &Decoder{} }
 
 // Decode decodes one message body. Any error is a *FrameError showing the
 // start of the body.
 func (d *Decoder) Decode(body []byte) (Message, error) {
-	d.body = body
-	d.rd.Reset(body)
-	d.dec.ResetReader(&d.rd)
+	d.b, d.off, d.err = body, 0, nil
 	m, err := d.message()
-	if err == nil && d.rd.Len() != 0 {
-		err = fmt.Errorf("%d bytes left over after the %s message", d.rd.Len(), m.kind())
+	if err == nil && d.off != len(body) {
+		err = fmt.Errorf("%d bytes left over after the %s message", len(body)-d.off, m.kind())
 	}
+	d.b, d.err = nil, nil
 	if err != nil {
 		return nil, &FrameError{Reason: err.Error(), Head: body[:min(len(body), 32)], Err: err}
 	}
@@ -88,25 +156,26 @@ func (d *Decoder) Decode(body []byte) (Message, error) {
 }
 
 func (d *Decoder) message() (Message, error) {
-	n, err := d.arrayLen()
-	if err != nil {
-		return nil, err
+	n := d.arrayLen("a message", false)
+	if d.err != nil {
+		return nil, d.err
 	}
 	if n < 1 {
 		return nil, errors.New("empty message")
 	}
-	var k Kind
-	if err := d.dec.Decode(&k); err != nil {
-		return nil, fmt.Errorf("message kind: %w", err)
+	// msgpack.Decoder, decoding into a Kind, kept the low byte.
+	k := Kind(d.uint("the message kind"))
+	if d.err != nil {
+		return nil, d.err
 	}
 	var m Message
 	switch k {
 	case KindHello:
 		// The version comes first and is checked first: a worker of
 		// another version may lay out the rest differently.
-		h := new(Hello)
-		if err := d.dec.Decode(&h.Version); err != nil {
-			return nil, fmt.Errorf("hello message: version: %w", err)
+		h := &Hello{Version: int(d.int("the version"))}
+		if d.err != nil {
+			return nil, fmt.Errorf("hello message: %w", d.err)
 		}
 		if h.Version != Version {
 			return nil, &VersionError{Version: h.Version}
@@ -136,65 +205,7 @@ func (d *Decoder) message() (Message, error) {
 }
 
 // fieldCount is the number of fields after the kind in each message.
-var fieldCount = map[Kind]int{KindHello: 3, KindSetup: 9, KindReady: 1, KindRun: 4, KindResult: 4, KindCancel: 2}
-
-// arrayLen reads an array header. A nil array or one longer than the bytes
-// left (every element takes at least one) is an error, so a corrupt length
-// cannot force a large allocation.
-func (d *Decoder) arrayLen() (int, error) {
-	n, err := d.dec.DecodeArrayLen()
-	if err != nil {
-		return 0, err
-	}
-	if n < 0 || n > d.rd.Len() {
-		return 0, fmt.Errorf("array length %d does not fit in the %d bytes left", n, d.rd.Len())
-	}
-	return n, nil
-}
-
-// bin reads a byte string without copying: the result refers into the body.
-func (d *Decoder) bin() ([]byte, error) {
-	n, err := d.dec.DecodeBytesLen()
-	if err != nil || n < 0 {
-		return nil, err
-	}
-	if n > d.rd.Len() {
-		return nil, fmt.Errorf("byte string of %d bytes does not fit in the %d bytes left", n, d.rd.Len())
-	}
-	off := len(d.body) - d.rd.Len()
-	if _, err := d.rd.Seek(int64(n), io.SeekCurrent); err != nil {
-		return nil, err
-	}
-	return d.body[off : off+n : off+n], nil
-}
-
-// str reads a string through bin, so its length is checked against the bytes
-// left before anything is allocated; msgpack's own string decoding would
-// allocate up to 1 MiB for a corrupt length.
-func (d *Decoder) str() (string, error) {
-	b, err := d.bin()
-	return string(b), err
-}
-
-// strs reads an array of strings, nil included, with the same checks;
-// msgpack's own []string decoding preallocates up to a million elements
-// (16 MiB) for a corrupt length.
-func (d *Decoder) strs() ([]string, error) {
-	n, err := d.dec.DecodeArrayLen()
-	if err != nil || n < 0 {
-		return nil, err
-	}
-	if n > d.rd.Len() {
-		return nil, fmt.Errorf("array length %d does not fit in the %d bytes left", n, d.rd.Len())
-	}
-	ss := make([]string, n)
-	for i := range ss {
-		if ss[i], err = d.str(); err != nil {
-			return nil, err
-		}
-	}
-	return ss, nil
-}
+var fieldCount = [...]int{KindHello: 3, KindSetup: 9, KindReady: 1, KindRun: 4, KindResult: 4, KindCancel: 2}
 
 func firstErr(errs ...error) error {
 	for _, err := range errs {

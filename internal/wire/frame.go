@@ -128,10 +128,9 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 // Writer writes frames to one stream through a buffer; nothing reaches the
 // stream before Flush or a full buffer.
 type Writer struct {
-	bw   *bufio.Writer
-	body []byte
-	enc  *Encoder
-	max  int
+	bw  *bufio.Writer
+	enc *Encoder
+	max int
 }
 
 // NewWriter returns a Writer over w that refuses bodies larger than max bytes.
@@ -142,19 +141,29 @@ func NewWriter(w io.Writer, max int) *Writer {
 // Write encodes m as one frame into the buffer. A message over the size limit
 // is an error matching ErrFrameTooLarge and writes nothing.
 func (w *Writer) Write(m Message) error {
-	body, err := w.enc.Message(m)
-	if err != nil {
+	e := w.enc
+	if err := e.encode(m, splitMin); err != nil {
 		return err
 	}
-	if len(body) > w.max || uint64(len(body)) > math.MaxUint32 { // the prefix cannot hold more
-		return fmt.Errorf("%s message of %d bytes is over the %d-byte limit: %w", m.kind(), len(body), w.max, ErrFrameTooLarge)
+	defer e.forget()
+	if e.size > w.max || uint64(e.size) > math.MaxUint32 { // the prefix cannot hold more
+		return fmt.Errorf("%s message of %d bytes is over the %d-byte limit: %w", m.kind(), e.size, w.max, ErrFrameTooLarge)
 	}
-	var hdr [headerLen]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
-	if _, err := w.bw.Write(hdr[:]); err != nil {
-		return err
+	buf := e.buf.b
+	binary.BigEndian.PutUint32(buf, uint32(e.size))
+	// Large byte strings are written from where they are: bufio copies
+	// what fits in its buffer and writes the rest straight to the stream.
+	at := 0
+	for _, s := range e.segs {
+		if _, err := w.bw.Write(buf[at:s.at]); err != nil {
+			return err
+		}
+		if _, err := w.bw.Write(s.data); err != nil {
+			return err
+		}
+		at = s.at
 	}
-	_, err = w.bw.Write(body)
+	_, err := w.bw.Write(buf[at:])
 	return err
 }
 

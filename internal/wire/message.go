@@ -3,9 +3,6 @@ package wire
 import (
 	"fmt"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // Kind tags each message; it is the first element of every frame body.
@@ -44,7 +41,7 @@ func (k Kind) String() string {
 // Message is one of the message types below.
 type Message interface {
 	kind() Kind
-	encode(e *msgpack.Encoder) error
+	encode(e *Encoder) error
 	decode(d *Decoder) error
 }
 
@@ -154,61 +151,54 @@ func (*Cancel) kind() Kind { return KindCancel }
 
 // Every body is an array: the kind, then the message's fields in order.
 
-func (m *Hello) encode(e *msgpack.Encoder) error {
+func (m *Hello) encode(enc *Encoder) error {
+	e := enc.enc
 	return firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindHello)), e.EncodeInt(int64(m.Version)), e.EncodeInt(int64(m.PID)), e.Encode(m.Tasks), e.EncodeString(m.Build))
 }
 
 // decode reads the fields after the version, which message has read.
 func (m *Hello) decode(d *Decoder) error {
-	err := d.dec.Decode(&m.PID)
-	if err == nil {
-		m.Tasks, err = d.strs()
-	}
-	if err == nil {
-		m.Build, err = d.str()
-	}
-	return err
+	m.PID = int(d.int("the pid"))
+	m.Tasks = d.strs("the tasks")
+	m.Build = d.str("the build")
+	return d.err
 }
 
-func (m *Setup) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(10), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), e.EncodeBytes(m.InitArg), e.EncodeBool(m.Progress),
+func (m *Setup) encode(enc *Encoder) error {
+	e := enc.enc
+	return firstErr(e.EncodeArrayLen(10), e.EncodeUint(uint64(KindSetup)), e.EncodeInt(int64(m.MaxFrame)), e.EncodeString(m.InitTask), enc.bin(m.InitArg), e.EncodeBool(m.Progress),
 		e.EncodeInt(int64(m.GOMAXPROCS)), e.EncodeInt(int64(m.Share)), e.Encode(m.Env), e.EncodeInt(int64(m.TaskTimeout)), e.EncodeInt(m.Clock))
 }
 
 func (m *Setup) decode(d *Decoder) error {
-	err := d.dec.Decode(&m.MaxFrame)
-	if err == nil {
-		m.InitTask, err = d.str()
-	}
-	if err == nil {
-		m.InitArg, err = d.bin()
-	}
-	if err == nil {
-		err = firstErr(d.dec.Decode(&m.Progress), d.dec.Decode(&m.GOMAXPROCS), d.dec.Decode(&m.Share))
-	}
-	if err == nil {
-		m.Env, err = d.strs()
-	}
-	if err == nil {
-		err = firstErr(d.dec.Decode(&m.TaskTimeout), d.dec.Decode(&m.Clock))
-	}
-	return err
+	m.MaxFrame = int(d.int("the frame limit"))
+	m.InitTask = d.str("the init task")
+	m.InitArg = d.bin("the init argument")
+	m.Progress = d.bool("progress")
+	m.GOMAXPROCS = int(d.int("GOMAXPROCS"))
+	m.Share = int(d.int("the share"))
+	m.Env = d.strs("the environment")
+	m.TaskTimeout = time.Duration(d.int("the task timeout"))
+	m.Clock = d.int("the clock")
+	return d.err
 }
 
-func (m *Ready) encode(e *msgpack.Encoder) error {
-	return firstErr(e.EncodeArrayLen(2), e.EncodeUint(uint64(KindReady)), m.Init.encode(e))
+func (m *Ready) encode(e *Encoder) error {
+	return firstErr(e.enc.EncodeArrayLen(2), e.enc.EncodeUint(uint64(KindReady)), m.Init.encode(e))
 }
 
 func (m *Ready) decode(d *Decoder) error {
-	return m.Init.decode(d)
+	d.item(&m.Init)
+	return d.err
 }
 
-func (m *Run) encode(e *msgpack.Encoder) error {
+func (m *Run) encode(enc *Encoder) error {
+	e := enc.enc
 	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(len(m.Args))); err != nil {
 		return err
 	}
 	for _, a := range m.Args {
-		if err := e.EncodeBytes(a); err != nil {
+		if err := enc.bin(a); err != nil {
 			return err
 		}
 	}
@@ -216,35 +206,29 @@ func (m *Run) encode(e *msgpack.Encoder) error {
 }
 
 func (m *Run) decode(d *Decoder) error {
-	err := d.dec.Decode(&m.ID)
-	if err == nil {
-		m.Task, err = d.str()
-	}
-	if err == nil {
-		err = d.dec.Decode(&m.Deadline)
-	}
-	if err != nil {
-		return err
-	}
-	n, err := d.arrayLen()
-	if err != nil {
-		return err
+	m.ID = d.uint("the run id")
+	m.Task = d.str("the task")
+	m.Deadline = d.int("the deadline")
+	n := d.arrayLen("the arguments", false)
+	if d.err != nil {
+		return d.err
 	}
 	m.Args = make([][]byte, n)
 	for i := range m.Args {
-		if m.Args[i], err = d.bin(); err != nil {
-			return err
+		if m.Args[i] = d.bin("an argument"); d.err != nil {
+			return d.err
 		}
 	}
 	return nil
 }
 
-func (m *Result) encode(e *msgpack.Encoder) error {
+func (m *Result) encode(enc *Encoder) error {
+	e := enc.enc
 	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(m.Items))); err != nil {
 		return err
 	}
 	for i := range m.Items {
-		if err := m.Items[i].encode(e); err != nil {
+		if err := m.Items[i].encode(enc); err != nil {
 			return err
 		}
 	}
@@ -252,72 +236,53 @@ func (m *Result) encode(e *msgpack.Encoder) error {
 }
 
 func (m *Result) decode(d *Decoder) error {
-	if err := firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.More), d.dec.Decode(&m.Took)); err != nil {
-		return err
-	}
-	n, err := d.arrayLen()
-	if err != nil {
-		return err
+	m.ID = d.uint("the run id")
+	m.More = d.bool("more")
+	m.Took = time.Duration(d.int("the time taken"))
+	n := d.arrayLen("the items", false)
+	if d.err != nil {
+		return d.err
 	}
 	if m.Items == nil || cap(m.Items) < n {
 		m.Items = make([]Item, n)
 	} else {
-		m.Items = m.Items[:n]
-		clear(m.Items)
+		m.Items = m.Items[:n] // each item is overwritten whole
 	}
 	for i := range m.Items {
-		if err := m.Items[i].decode(d); err != nil {
-			return err
+		// The usual item, OK and short, without the calls.
+		if b, at := d.b, d.off; at+1 < len(b) && b[at] == codeBin8 {
+			if n, start := int(b[at+1]), at+2; n <= len(b)-start {
+				d.off = start + n
+				m.Items[i] = Item{Value: b[start:d.off:d.off]}
+				continue
+			}
+		}
+		if d.item(&m.Items[i]); d.err != nil {
+			clear(m.Items[i:]) // what is left of an earlier result
+			return d.err
 		}
 	}
 	return nil
 }
 
-func (m *Cancel) encode(e *msgpack.Encoder) error {
+func (m *Cancel) encode(enc *Encoder) error {
+	e := enc.enc
 	return firstErr(e.EncodeArrayLen(3), e.EncodeUint(uint64(KindCancel)), e.EncodeUint(m.ID), e.EncodeBool(m.Whole))
 }
 
 func (m *Cancel) decode(d *Decoder) error {
-	return firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.Whole))
+	m.ID = d.uint("the run id")
+	m.Whole = d.bool("whole")
+	return d.err
 }
 
 // An OK item is its value alone, a byte string; any other is the array
 // [status, message, stack, codes]. Results are mostly OK, and this keeps
 // them to a byte-string header and the value.
-func (it *Item) encode(e *msgpack.Encoder) error {
+func (it *Item) encode(enc *Encoder) error {
 	if it.Status == StatusOK {
-		return e.EncodeBytes(it.Value)
+		return enc.bin(it.Value)
 	}
+	e := enc.enc
 	return firstErr(e.EncodeArrayLen(4), e.EncodeUint(uint64(it.Status)), e.EncodeString(it.Message), e.EncodeString(it.Stack), e.Encode(it.Codes))
-}
-
-func (it *Item) decode(d *Decoder) error {
-	c, err := d.dec.PeekCode()
-	if err != nil {
-		return err
-	}
-	if !msgpcode.IsFixedArray(c) && c != msgpcode.Array16 && c != msgpcode.Array32 {
-		it.Status = StatusOK
-		it.Value, err = d.bin()
-		return err
-	}
-	n, err := d.arrayLen()
-	if err != nil {
-		return err
-	}
-	status, err := d.dec.DecodeUint8()
-	if err != nil {
-		return err
-	}
-	if it.Status = Status(status); it.Status == StatusOK || n != 4 {
-		return fmt.Errorf("item with status %d has %d fields", it.Status, n)
-	}
-	if it.Message, err = d.str(); err != nil {
-		return err
-	}
-	if it.Stack, err = d.str(); err != nil {
-		return err
-	}
-	it.Codes, err = d.strs()
-	return err
 }
