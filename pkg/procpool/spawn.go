@@ -9,8 +9,6 @@ import (
 	"sync"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/procpool/procpool/internal/journal"
 	"github.com/procpool/procpool/internal/stderrlog"
 	"github.com/procpool/procpool/internal/wire"
@@ -121,15 +119,16 @@ func newPipes() (*pipes, error) {
 		ps.out.Close()
 		return nil, fmt.Errorf("worker stderr pipe: %w", err)
 	}
-	growPipeTmp(ps.in, 1<<20)
-	growPipeTmp(ps.out, 1<<20)
+	// A megabyte then crosses in one wake-up of each side instead of
+	// sixteen. A system that refuses leaves the pipes as they were.
+	wire.GrowPipe(ps.in, pipeSize)
+	wire.GrowPipe(ps.out, pipeSize)
 	return &ps, nil
 }
 
-func growPipeTmp(f *os.File, n int) {
-	rc, _ := f.SyscallConn()
-	rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, n) })
-}
+// pipeSize is what the protocol pipes are grown to: the most an
+// unprivileged process may ask for by default on Linux.
+const pipeSize = 1 << 20
 
 func (ps *pipes) closeChild() {
 	for _, f := range []*os.File{ps.childIn, ps.childOut, ps.childErr} {
