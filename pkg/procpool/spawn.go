@@ -19,7 +19,7 @@ import (
 
 // startProcess starts one worker process. Its goroutines start with serve.
 func startProcess(s connSpec) (*processConn, error) {
-	pipes, err := newPipes()
+	pipes, err := newPipes(pipeSize(s.pool.cfg.Workers))
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ type pipes struct {
 	childIn, childOut, childErr *os.File
 }
 
-func newPipes() (*pipes, error) {
+func newPipes(size int) (*pipes, error) {
 	var ps pipes
 	var err error
 	if ps.childIn, ps.in, err = os.Pipe(); err != nil {
@@ -121,14 +121,33 @@ func newPipes() (*pipes, error) {
 	}
 	// A megabyte then crosses in one wake-up of each side instead of
 	// sixteen. A system that refuses leaves the pipes as they were.
-	wire.GrowPipe(ps.in, pipeSize)
-	wire.GrowPipe(ps.out, pipeSize)
+	if size > 0 {
+		wire.GrowPipe(ps.in, size)
+		wire.GrowPipe(ps.out, size)
+	}
 	return &ps, nil
 }
 
-// pipeSize is what the protocol pipes are grown to: the most an
-// unprivileged process may ask for by default on Linux.
-const pipeSize = 1 << 20
+// pipeBudget is what the protocol pipes of one pool may hold in all. Linux
+// gives an unprivileged user's pipes 64 MiB in all (pipe-user-pages-soft);
+// past that, every new pipe of that user holds a page or two. A pool keeps
+// well inside it.
+const pipeBudget = 16 << 20
+
+// pipeSize is what the two protocol pipes of each worker of a pool of n are
+// grown to: up to 1 MiB, the most an unprivileged process may ask for by
+// default, within pipeBudget; 0 when that is no more than a pipe's default
+// 64 KiB.
+func pipeSize(n int) int {
+	size := 1 << 20
+	for size > 64<<10 && 2*n*size > pipeBudget {
+		size /= 2
+	}
+	if size <= 64<<10 {
+		return 0
+	}
+	return size
+}
 
 func (ps *pipes) closeChild() {
 	for _, f := range []*os.File{ps.childIn, ps.childOut, ps.childErr} {
