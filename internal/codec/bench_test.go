@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 )
@@ -116,4 +117,63 @@ func benchWalk(b *testing.B, v any) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkFast and BenchmarkGeneral compare the fast paths with the
+// general ones on the values of bulk Maps of tiny tasks, each decoded into
+// a fresh variable as a task's argument is; compare them with
+// `benchstat -col .name`.
+
+func BenchmarkFast(b *testing.B)    { benchCodecs(b, true) }
+func BenchmarkGeneral(b *testing.B) { benchCodecs(b, false) }
+
+func benchCodecs(b *testing.B, fast bool) {
+	ints := make([]int, 100)
+	for i := range ints {
+		ints[i] = i*i*i - 5000
+	}
+	benchType(b, fast, "int", 123456)
+	benchType(b, fast, "string", "a short string, as a task takes")
+	benchType(b, fast, "bytes1k", bytes.Repeat([]byte{0xab}, 1024))
+	benchType(b, fast, "ints100", ints)
+}
+
+func benchType[T any](b *testing.B, fast bool, name string, v T) {
+	f := FastFor[T]()
+	c := New()
+	b.Run("op=encode/type="+name, func(b *testing.B) {
+		b.ReportAllocs()
+		if fast {
+			for b.Loop() {
+				c.Reset()
+				f.Encode(c, &v)
+			}
+			return
+		}
+		for b.Loop() {
+			c.Reset()
+			if _, err := c.Encode(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	enc := f.Append(nil, &v)
+	b.Run("op=decode/type="+name, func(b *testing.B) {
+		b.ReportAllocs()
+		if fast {
+			for b.Loop() {
+				var out T
+				if !f.Decode(enc, &out) {
+					b.Fatal("refused")
+				}
+			}
+			return
+		}
+		for b.Loop() {
+			var out T
+			if err := c.Decode(enc, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

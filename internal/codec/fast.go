@@ -299,6 +299,42 @@ func (f *Fast[T]) Decode(b []byte, v *T) bool {
 	panic("codec: Fast of an unknown kind")
 }
 
+// EncodeWith encodes v into c's arena, by f if T has a fast path (f is
+// not nil), else by c.Encode; either way the bytes, the errors and the
+// slice's validity are c.Encode's. v stays on the caller's stack on the
+// fast path.
+func EncodeWith[T any](c *Codec, f *Fast[T], v T) ([]byte, error) {
+	if f != nil {
+		return f.Encode(c, &v), nil
+	}
+	return c.Encode(v)
+}
+
+// DecodeWith decodes b into a new T, by f if T has a fast path and it
+// takes b, else by c.Decode, whose error it returns along with the T as
+// c.Decode left it. The value is c.Decode's either way, and stays on the
+// caller's stack on the fast path.
+func DecodeWith[T any](c *Codec, f *Fast[T], b []byte) (T, error) {
+	if v, ok := decodeFast(f, b); ok {
+		return v, nil
+	}
+	return decodeGeneral[T](c, b)
+}
+
+// decodeFast and decodeGeneral are apart so that the fast path's T stays
+// on the stack: Codec.Decode, which takes an any, moves the T it is given
+// to the heap, even on calls that never reach it.
+func decodeFast[T any](f *Fast[T], b []byte) (v T, ok bool) {
+	ok = f != nil && f.Decode(b, &v)
+	return v, ok
+}
+
+func decodeGeneral[T any](c *Codec, b []byte) (T, error) {
+	var v T
+	err := c.Decode(b, &v)
+	return v, err
+}
+
 // set stores x in *p if it was read whole and nothing follows it.
 func set[E any](p unsafe.Pointer, x E, rest []byte, ok bool) bool {
 	if !ok || len(rest) != 0 {

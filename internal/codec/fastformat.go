@@ -379,8 +379,9 @@ func readBytes(b []byte) (x []byte, rest []byte, ok bool) {
 	if !ok || n < 0 {
 		return nil, rest, ok
 	}
-	x = make([]byte, n)
-	copy(x, rest)
+	src := rest[:n]
+	x = make([]byte, len(src)) // the form the compiler copies into without zeroing first
+	copy(x, src)
 	return x, rest[n:], true
 }
 

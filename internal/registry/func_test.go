@@ -46,7 +46,7 @@ func TestFuncFastPathsAsGeneral(t *testing.T) {
 	enc := codec.New()
 	var args [][]byte
 	for _, v := range []any{
-		0, 7, -1, 300, -40000, 1 << 40, uint64(1<<64 - 1), 1.5, float32(-2), true, nil,
+		0, 7, -1, 300, -40000, int64(1 << 40), uint64(1<<64 - 1), 1.5, float32(-2), true, nil,
 		"", "hello", strings.Repeat("x", 300), []byte{}, []byte("raw"), []byte(nil),
 		[]int{1, -2, 300}, []string{"a", ""}, [][]byte{nil, {}, []byte("b")}, []float32{1.5},
 		[]any{1, "x"}, map[string]int{"k": 1}, struct{ A int }{1},

@@ -118,15 +118,16 @@ func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 	fastIn, fastOut := codec.FastFor[I](), codec.FastFor[O]()
 	_, bytesIn := any((*I)(nil)).(*[]byte)
 	return func(ctx context.Context, c *codec.Codec, arg []byte) (it wire.Item) {
-		in, ok := decodeFast(fastIn, arg)
+		var in I
+		shared := false
 		if bytesIn && c.Share && len(arg) >= codec.MinShared {
-			if b, shared := codec.Bin(arg); shared {
-				in, ok = any(b).(I)
+			if b, ok := codec.Bin(arg); ok {
+				in, shared = any(b).(I)
 			}
 		}
-		if !ok {
+		if !shared {
 			var err error
-			if in, err = decode[I](c, arg); err != nil {
+			if in, err = codec.DecodeWith(c, fastIn, arg); err != nil {
 				return wire.Item{Status: wire.StatusDecodeArg, Message: fmt.Sprintf("decode argument as %T: %v", in, err)}
 			}
 		}
@@ -137,31 +138,12 @@ func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 		if err != nil {
 			return wire.Item{Status: wire.StatusError, Message: err.Error(), Codes: errcode.Codes(err)}
 		}
-		if fastOut != nil {
-			return wire.Item{Value: fastOut.Encode(c, &out)}
-		}
-		v, err := c.Encode(out)
+		v, err := codec.EncodeWith(c, fastOut, out)
 		if err != nil {
 			return wire.Item{Status: wire.StatusEncodeResult, Message: fmt.Sprintf("encode result of type %T: %v", out, err)}
 		}
 		return wire.Item{Value: v}
 	}
-}
-
-// decodeFast decodes b with f, if T has a fast path and it takes b. It is
-// apart from decode so that v stays on the stack: Codec.Decode, which
-// takes an any, would move it to the heap even when it is not called.
-func decodeFast[T any](f *codec.Fast[T], b []byte) (v T, ok bool) {
-	ok = f != nil && f.Decode(b, &v)
-	return v, ok
-}
-
-// decode decodes b the general way into a zero T, and returns the T as
-// the decoder left it, even on error, for the message.
-func decode[T any](c *codec.Codec, b []byte) (T, error) {
-	var v T
-	err := c.Decode(b, &v)
-	return v, err
 }
 
 // call runs fn, turning a panic into an Item that carries the stack.
