@@ -137,3 +137,25 @@ func TestFuncSharesLargeByteArguments(t *testing.T) {
 		require.Equal(t, tc.shared, same, "size %d, Share %v", tc.size, tc.share)
 	}
 }
+
+// BenchmarkFunc is a worker's whole cost per call around a task of ints,
+// through the fast paths and as before them.
+func BenchmarkFunc(b *testing.B) {
+	fn := func(_ context.Context, n int) (int, error) { return n + 1, nil }
+	for _, h := range []struct {
+		name string
+		h    Handler
+	}{{"path=fast", Func(fn)}, {"path=general", generalFunc(fn)}} {
+		b.Run(h.name, func(b *testing.B) {
+			c := codec.New()
+			arg := []byte{0xcd, 0x12, 0x34}
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Reset()
+				if it := h.h(context.Background(), c, arg); it.Status != wire.StatusOK {
+					b.Fatal(it.Message)
+				}
+			}
+		})
+	}
+}
