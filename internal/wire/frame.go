@@ -139,7 +139,9 @@ func NewWriter(w io.Writer, max int) *Writer {
 }
 
 // Write encodes m as one frame into the buffer. A message over the size limit
-// is an error matching ErrFrameTooLarge and writes nothing.
+// is an error matching ErrFrameTooLarge and writes nothing. Once Write has
+// returned, it no longer reads m's byte strings: each was copied into the
+// buffer or written to the stream, so the caller may reuse them.
 func (w *Writer) Write(m Message) error {
 	e := w.enc
 	if err := e.encode(m, splitMin); err != nil {

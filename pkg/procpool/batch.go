@@ -30,13 +30,13 @@ type batch struct {
 
 	// A Map reuses the buffer that holds a chunk's arguments for a later
 	// chunk once it is sure nothing reads them any more: the batch was
-	// written whole to its holder (written, set by the writer after its
-	// flush, so the write happens before the reuse) and finished by that
-	// holder's results (clean), never moved to another worker or failed
-	// while the writer might still hold it.
+	// written whole to its holder (written, set by the writer once done
+	// with the arguments, so that this happens before the reuse) and
+	// finished by that holder's results (clean), never moved to another
+	// worker or failed while the writer might still hold it.
 	buf     []byte      // the buffer args are slices of; nil if not the batch's own
 	clean   bool        // finished by its holder's results
-	written atomic.Bool // written to its holder's pipe and flushed
+	written atomic.Bool // its arguments went to its holder's stream, which reads them no more
 }
 
 type batchState int

@@ -309,6 +309,9 @@ func (c *processConn) sendAll() bool {
 			if err == nil {
 				err = c.stream.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Deadline: b.deadlineNanos()})
 			}
+			if err == nil {
+				b.written.Store(true) // its arguments are read no more
+			}
 		}
 		for i := range cancels {
 			if err == nil {
@@ -317,11 +320,6 @@ func (c *processConn) sendAll() bool {
 		}
 		if err == nil {
 			err = c.stream.Flush()
-		}
-		for _, b := range runs {
-			if err == nil {
-				b.written.Store(true)
-			}
 		}
 		clear(runs) // the buffer must not keep finished batches, and their arguments, alive
 		c.spare = runs

@@ -88,11 +88,12 @@ func TestMapReleasesMemory(t *testing.T) {
 }
 
 // TestMapKeepsOnlyAWindowInFlight: a Map of large arguments encodes and
-// queues only a window of them at a time (16 MiB), so the parent's memory
-// does not grow with the input.
+// queues only a window of them at a time (16 MiB), and builds later chunks
+// in the buffers of finished ones, so the parent's memory does not grow with
+// the input.
 func TestMapKeepsOnlyAWindowInFlight(t *testing.T) {
 	p, _ := newPool(t, procpool.Config{Workers: 2})
-	in := make([][]byte, 64)
+	in := make([][]byte, 128)
 	for i := range in {
 		in[i] = bytes.Repeat([]byte{byte(i)}, 1<<20)
 	}
@@ -111,15 +112,20 @@ func TestMapKeepsOnlyAWindowInFlight(t *testing.T) {
 			}
 		}
 	}()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	out, err := SlowLen.Map(ctx(t), p, in, procpool.Chunksize(1))
+	runtime.ReadMemStats(&after)
 	close(stop)
 	require.NoError(t, err)
 	for i, n := range out {
 		require.Equal(t, 1<<20, n, "element %d", i)
 	}
 	inFlight := <-most
-	assert.LessOrEqual(t, inFlight, 16, "calls queued or running at once, of 64 of 1 MiB")
+	assert.LessOrEqual(t, inFlight, 16, "calls queued or running at once, of 128 of 1 MiB")
 	assert.GreaterOrEqual(t, inFlight, 2, "calls queued or running at once")
+	alloc := float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20)
+	assert.Less(t, alloc, 48.0, "MiB allocated by a Map of 128 MiB (a copy of the input would be 128)")
 	require.NoError(t, p.Close())
 }
 
