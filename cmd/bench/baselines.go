@@ -147,8 +147,10 @@ func (c *child) pingPong(calls int) (time.Duration, error) {
 
 // startOnce starts one echo child and times it from exec to its first
 // reply; it also returns the child's resident memory, in bytes, idle after
-// that reply: its peak (see peakRSS), which for a child that does nothing
-// more is what it holds idle.
+// that reply, from /proc where there is one. Elsewhere it is the child's
+// peak (see peakRSS), which for a child that does nothing more is what it
+// holds idle; on Linux that peak is no use, as it starts at the bench's own
+// peak (the kernel carries it across the exec of a vforked child).
 func startOnce() (time.Duration, int64, error) {
 	start := time.Now()
 	c, err := startChild(roleEcho, 2)
@@ -157,10 +159,32 @@ func startOnce() (time.Duration, int64, error) {
 	}
 	err = c.ping(make([]byte, pingSize))
 	took := time.Since(start)
+	rss := residentNow(c.cmd.Process.Pid)
 	if serr := c.stop(); err == nil {
 		err = serr
 	}
-	return took, peakRSS(c.cmd.ProcessState), err
+	if rss < 0 {
+		rss = peakRSS(c.cmd.ProcessState)
+	}
+	return took, rss, err
+}
+
+// residentNow is the resident memory of process pid, in bytes, from
+// /proc/<pid>/status (VmRSS), or -1 where there is no such file.
+func residentNow(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return -1
 }
 
 // stream sends blocks copies of block round robin through the stream

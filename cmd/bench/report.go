@@ -39,7 +39,7 @@ var footnotes = map[string]string{
 		"the figure is its peak resident memory (VmHWM) after the Map minus before it, the input excluded. Go's default GOGC lets a heap grow to twice its live size, " +
 		"the input included, before a collection: a buffer allocated per block counts until then.",
 	wRecovery: "Python's Pool worker waits for tasks holding the task queue's lock: one killed while holding it hangs the Pool, and its terminate(), for good.",
-	wRSS:      "Resident memory from /proc, as Stats().Workers[i].RSS reports it; the floor is this same binary idle, with no pool: its peak resident memory, as the kernel reports it when the child exits.",
+	wRSS:      "Resident memory from /proc, as Stats().Workers[i].RSS reports it; the floor is this same binary idle, with no pool: its resident memory after its first reply (its peak at exit where there is no /proc).",
 	wScaleRoundTrip: "Sections 7a–7g: × at N divides a figure by the same implementation's at the fewest workers measured. One pool per worker count (OnCrash: Respawn) serves each run's " +
 		"round trips, Maps, sleeps and one SIGKILL; each run starts and closes a fresh pool for start-up and Close.",
 	wScaleSleep:   "The same number of sleeps per worker at every count, so that the ideal, every worker always asleep, is the same time; a busiest worker far above an even spread is work piled on a few workers while the others idle.",
