@@ -196,18 +196,9 @@ func (x *Executor) emit(res *wire.Result, emit Emit, flush bool) error {
 // buffer stays small enough to keep between runs.
 const partItems = 4096
 
-// maxKeptItems bounds the items buffer an Executor keeps between runs.
-const maxKeptItems = 16 << 10
-
 // release forgets the values of the last run, so that they do not stay
-// alive, and lets go of an items buffer too large to keep.
-func (x *Executor) release() {
-	if cap(x.res.Items) > maxKeptItems {
-		x.res.Items = nil
-		return
-	}
-	clear(x.res.Items[:cap(x.res.Items)])
-}
+// alive.
+func (x *Executor) release() { clear(x.res.Items[:cap(x.res.Items)]) }
 
 // call runs one call; in progress mode under a context of its own, so that
 // cancelling it spares the rest of the run. A call whose run's context has

@@ -1,0 +1,47 @@
+package worker
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/registry"
+	"github.com/procpool/procpool/internal/wire"
+)
+
+func init() {
+	registry.Register("worker-test.double", registry.Func(func(_ context.Context, n int) (int, error) { return 2 * n, nil }), "worker-test.double(int) int", 0)
+}
+
+// TestLongRunStreamsItsResultsInParts: a run of many calls comes back in
+// Results of at most partItems outcomes, every part but the last marked
+// More, in order.
+func TestLongRunStreamsItsResultsInParts(t *testing.T) {
+	const calls = 2*partItems + 100
+	c := codec.New()
+	args := make([][]byte, calls)
+	for i := range args {
+		v, err := c.Encode(i)
+		require.NoError(t, err)
+		args[i] = v
+	}
+	x := NewExecutor(&wire.Setup{})
+	var parts []int
+	next := 0
+	err := x.Execute(&wire.Run{ID: 7, Task: "worker-test.double", Args: args}, func(res *wire.Result, _ bool) error {
+		require.Equal(t, uint64(7), res.ID)
+		require.Equal(t, next+len(res.Items) < calls, res.More, "More on part %d", len(parts))
+		for _, it := range res.Items {
+			var got int
+			require.NoError(t, c.Decode(it.Value, &got))
+			require.Equal(t, 2*next, got, "call %d", next)
+			next++
+		}
+		parts = append(parts, len(res.Items))
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []int{partItems, partItems, 100}, parts)
+}
