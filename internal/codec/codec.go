@@ -144,7 +144,9 @@ func (c *Codec) Discard(n int) { c.arena.Next(n) }
 func (c *Codec) Reset() { c.arena.Reset() }
 
 // Decode decodes b into the value v points to. A panic in v's own decoding
-// code is an error, a *PanicError. An interface msgpack cannot fill, one
+// code is an error, a *PanicError. A length in b that does not fit in the
+// bytes that follow it is an error before anything is allocated for it. An
+// interface msgpack cannot fill, one
 // with methods that was sent a value it decodes as a map or a number, is an
 // *[InterfaceError].
 func (c *Codec) Decode(b []byte, v any) (err error) {
@@ -157,6 +159,9 @@ func (c *Codec) Decode(b []byte, v any) (err error) {
 			c.init()
 		}
 	}()
+	if err := checkLengths(b); err != nil {
+		return err
+	}
 	// The decoder reads c.rd, which buffers nothing of its own: pointing
 	// c.rd at b is enough, and far cheaper than resetting the decoder.
 	c.rd.Reset(b)
