@@ -23,7 +23,12 @@ func TestBin(t *testing.T) {
 		_, ok = Bin(enc[:len(enc)-1])
 		assert.False(t, ok, "size %d cut short", n)
 	}
-	for _, v := range []any{nil, "text", 3, []int{1}} {
+	text, err := c.Encode("text")
+	assert.NoError(t, err)
+	got, ok := Bin(text)
+	assert.True(t, ok, "a str decodes into a []byte as its bytes")
+	assert.Equal(t, []byte("text"), got)
+	for _, v := range []any{nil, 3, []int{1}} {
 		enc, err := c.Encode(v)
 		assert.NoError(t, err)
 		_, ok := Bin(enc)

@@ -23,21 +23,21 @@ func checkLengths(b []byte) error {
 		pending--
 		var size, elems int // bytes to skip, values to add
 		switch {
-		case c <= 0x7f || c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3: // fixints, nil, bools
+		case c <= 0x7f || c >= 0xe0, c == mNil, c == mFalse, c == mTrue: // and the fixints
 		case c >= 0x80 && c <= 0x8f:
 			elems = 2 * int(c&0x0f)
-		case c >= 0x90 && c <= 0x9f:
+		case c >= mFixArray && c <= mFixArray|0x0f:
 			elems = int(c & 0x0f)
-		case c >= 0xa0 && c <= 0xbf:
+		case c >= mFixStr && c <= mFixStr|0x1f:
 			size = int(c & 0x1f)
-		case c == 0xca:
+		case c == mFloat:
 			size = 4
-		case c == 0xcb:
+		case c == mDouble:
 			size = 8
-		case c >= 0xcc && c <= 0xcf: // uint 8 to 64
-			size = 1 << (c - 0xcc)
-		case c >= 0xd0 && c <= 0xd3: // int 8 to 64
-			size = 1 << (c - 0xd0)
+		case c >= mUint8 && c <= mUint64:
+			size = 1 << (c - mUint8)
+		case c >= mInt8 && c <= mInt64:
+			size = 1 << (c - mInt8)
 		case c >= 0xd4 && c <= 0xd8: // fixext 1 to 16, after its type
 			size = 1 + 1<<(c-0xd4)
 		default:
@@ -47,7 +47,7 @@ func checkLengths(b []byte) error {
 			}
 			off += w
 			switch c {
-			case 0xdc, 0xdd:
+			case mArray16, mArray32:
 				elems = n
 			case 0xde, 0xdf:
 				elems = 2 * n
@@ -71,11 +71,11 @@ func checkLengths(b []byte) error {
 // width in bytes; ok is false for any other code or a length cut short.
 func length(b []byte, c byte) (n, w int, ok bool) {
 	switch c {
-	case 0xc4, 0xc7, 0xd9: // 8-bit
+	case mBin8, 0xc7, mStr8: // and ext 8
 		w = 1
-	case 0xc5, 0xc8, 0xda, 0xdc, 0xde: // 16-bit
+	case mBin16, 0xc8, mStr16, mArray16, 0xde: // and ext 16, map 16
 		w = 2
-	case 0xc6, 0xc9, 0xdb, 0xdd, 0xdf: // 32-bit
+	case mBin32, 0xc9, mStr32, mArray32, 0xdf: // and ext 32, map 32
 		w = 4
 	default:
 		return 0, 0, false
