@@ -75,7 +75,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 		t: t, p: p, in: in, out: make([]O, len(in)), size: size,
 		e:           t.encoder(p.cfg.MaxFrameSize, c),
 		c:           c,
-		live:        map[*batch]int{},
+		live:        map[*batch]struct{}{},
 		windowBytes: max(mapWindowBytes, 2*p.cfg.Workers*p.cfg.MaxChunkBytes),
 		firstAt:     len(in),
 	}
@@ -114,11 +114,11 @@ type mapRun[I, O any] struct {
 	e        argEncoder[I]
 	c        *codec.Codec // decodes the results
 
-	next        int            // the first element not yet queued
-	live        map[*batch]int // the chunks queued and not decoded, with their argument bytes
-	liveBytes   int            // the argument bytes of live
-	windowBytes int            // liveBytes stops growing at this
-	queuedYet   int            // chunks queued so far
+	next        int                 // the first element not yet queued
+	live        map[*batch]struct{} // the chunks queued and not decoded
+	liveBytes   int                 // the argument bytes of live: their bufs
+	windowBytes int                 // liveBytes stops growing at this
+	queuedYet   int                 // chunks queued so far
 	back        returns
 
 	// The first failed element, unless another's call killed its worker:
@@ -138,9 +138,8 @@ func (m *mapRun[I, O]) fill() error {
 		if err != nil {
 			return err
 		}
-		n := m.e.last
-		m.live[b] = n
-		m.liveBytes += n
+		m.live[b] = struct{}{}
+		m.liveBytes += len(b.buf)
 		if group = append(group, b); len(group) >= min(max(1, m.queuedYet), 256) {
 			if err := m.queue(group); err != nil {
 				return err
@@ -185,7 +184,7 @@ func (m *mapRun[I, O]) chunk() (*batch, error) {
 
 // decode stores the results of a finished chunk, and lets it go.
 func (m *mapRun[I, O]) decode(b *batch) {
-	m.liveBytes -= m.live[b]
+	m.liveBytes -= len(b.buf)
 	delete(m.live, b)
 	for j := range b.out {
 		at := b.first + j
