@@ -59,14 +59,14 @@ func TestQuick(t *testing.T) {
 		impls = append(impls, iPool, iPPE)
 	}
 	// Figures no implementation has: the floor of a Map, bare goroutines'
-	// start-up, Python's compute workloads, and a few more. The scaling
+	// start-up, Python's compute workloads and its respawn to ready, and a few more. The scaling
 	// section is procpool's processes against Python's Pool, with an ideal
 	// for its sleeps only.
 	missing := map[string]map[string]bool{
 		iFloor:      {wMap: true, wMapMemory: true},
 		iGoroutines: {wMapMemory: true},
 		iErrgroup:   {wStartup: true, wRecovery: true, wRSS: true, wMapMemory: true},
-		iPool:       {wCPU10: true, wCPU1: true, wAlloc: true},
+		iPool:       {wCPU10: true, wCPU1: true, wAlloc: true, wScaleReady: true}, // a Pool does not say when a worker is ready
 		iPPE:        {wCPU10: true, wCPU1: true, wAlloc: true, wRSS: true},
 	}
 	for _, s := range sections {
@@ -133,7 +133,7 @@ func TestQuick(t *testing.T) {
 	}
 
 	for _, k := range quickScaling {
-		for _, wl := range []string{wScaleRoundTrip, wScaleMap, wScaleSleep, wScaleStartup, wScaleClose, wScaleTerminate, wScaleRespawn} {
+		for _, wl := range []string{wScaleRoundTrip, wScaleMap, wScaleSleep, wScaleStartup, wScaleClose, wScaleTerminate, wScaleRespawn, wScaleReady} {
 			chunk := map[string]string{wScaleMap: "1", wScaleSleep: "1"}[wl]
 			r := rep.find(wl, iProcesses, k, chunk)
 			if assert.NotNil(t, r, "%s, %d workers", wl, k) {

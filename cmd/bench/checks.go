@@ -231,6 +231,6 @@ func (rep *Report) scalingChecks() {
 	// replacement no slower than twice what it takes in the smallest pool.
 	check(fmt.Sprintf("scaling: Close of %d idle workers ≤ Pool close+join", most),
 		proc(wScaleClose, most, ""), rep.find(wScaleClose, iPool, most, ""), div, 1, true, show("≤", 1, false))
-	check(fmt.Sprintf("scaling: respawn at %d workers ≤ 2 × at %d", most, fewest),
-		proc(wScaleRespawn, most, ""), other(proc(wScaleRespawn, fewest, "")), div, 2, true, show("≤", 2, false))
+	check(fmt.Sprintf("scaling: respawn (SIGKILL to the replacement ready) at %d workers ≤ 2 × at %d", most, fewest),
+		proc(wScaleReady, most, ""), other(proc(wScaleReady, fewest, "")), div, 2, true, show("≤", 2, false))
 }

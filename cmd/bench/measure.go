@@ -27,6 +27,7 @@ const (
 	wScaleClose     = "scale_close"
 	wScaleTerminate = "scale_terminate"
 	wScaleRespawn   = "scale_respawn"
+	wScaleReady     = "scale_ready"
 )
 
 // isScaling says whether a workload belongs to the scaling section.
@@ -144,6 +145,7 @@ var workloadUnits = map[string]struct {
 	wScaleClose:     {"ms", false},
 	wScaleTerminate: {"ms", false},
 	wScaleRespawn:   {"ms", false},
+	wScaleReady:     {"ms", false},
 }
 
 // newResult starts a Result with the unit of its workload.

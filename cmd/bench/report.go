@@ -44,7 +44,9 @@ var footnotes = map[string]string{
 		"round trips, Maps, sleeps and one SIGKILL; each run starts and closes a fresh pool for start-up and Close.",
 	wScaleSleep:   "The same number of sleeps per worker at every count, so that the ideal, every worker always asleep, is the same time; a busiest worker far above an even spread is work piled on a few workers while the others idle.",
 	wScaleStartup: "procpool's New returns once every worker has completed its handshake; Pool() returns once it has forked them.",
-	wScaleRespawn: "The figures of the Python Pool are of a fresh Pool per run in a child process, whose hang (see 6b) is counted, not timed.",
+	wScaleRespawn: "The figures of the Python Pool are of a fresh Pool per run in a child process, whose hang (see 6b) is counted, not timed. " +
+		"Each round of calls is one per worker, so past a few workers per CPU the figure is mostly the round the replacement waits for (7h times the respawn alone).",
+	wScaleReady: "A kill in the idle pool, timed to the replacement's handshake (Stats().Workers[i].ReadyAt): the pool's own work of a respawn, which should not grow with the workers. Python's Pool does not say when a worker is ready.",
 }
 
 var sections = []struct{ workload, title string }{
@@ -65,6 +67,7 @@ var sections = []struct{ workload, title string }{
 	{wScaleClose, "7e. Scaling: Close (Pool close+join) of an idle pool"},
 	{wScaleTerminate, "7f. Scaling: Terminate (Pool terminate+join) of a pool after its runs"},
 	{wScaleRespawn, "7g. Scaling, Respawn: a worker's SIGKILL to a result from its replacement"},
+	{wScaleReady, "7h. Scaling, Respawn: a worker's SIGKILL to its replacement ready for work"},
 }
 
 var implOrder = []string{iFloor, iSerial, iProcesses, iGoroutines, iErrgroup, iPool, iPPE}

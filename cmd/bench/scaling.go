@@ -148,6 +148,14 @@ func newScalingSuite(ctx context.Context, sizes Sizes, counts []int, progress fu
 			r.Runs = append(r.Runs, millis(d))
 			return err
 		})
+		ready := proc(wScaleReady, k)
+		ready.Note = "SIGKILL of an idle worker to its replacement's handshake"
+		s.do(sec, func() error {
+			settle()
+			d, err := respawnOnce(pools[k])
+			ready.Runs = append(ready.Runs, millis(d))
+			return err
+		})
 	}
 
 	sec = "scaling: start-up and Close"

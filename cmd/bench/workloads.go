@@ -418,5 +418,32 @@ func recoverOnce(ctx context.Context, p *procpool.Pool, workers int) (time.Durat
 	return 0, errors.New("recovery: no replacement served within 10s")
 }
 
+// respawnOnce kills an idle worker of a Respawn pool and times SIGKILL to
+// its replacement's handshake, as Stats says (ReadyAt): the respawn alone,
+// with no calls that compete with the replacement's start for the CPUs. It
+// watches the cheap Workers until the replacement is listed, then waits for
+// its handshake with few Stats, which read every worker's memory.
+func respawnOnce(p *procpool.Pool) (time.Duration, error) {
+	old := p.Workers()
+	start := time.Now()
+	if err := killProcess(old[0]); err != nil {
+		return 0, err
+	}
+	for time.Since(start) < 10*time.Second {
+		fresh := slices.DeleteFunc(p.Workers(), func(pid int) bool { return slices.Contains(old, pid) })
+		if len(fresh) == 0 {
+			time.Sleep(100 * time.Microsecond)
+			continue
+		}
+		time.Sleep(20 * time.Millisecond)
+		for _, ws := range p.Stats().Workers {
+			if ws.PID == fresh[0] && !ws.ReadyAt.IsZero() {
+				return ws.ReadyAt.Sub(start), nil
+			}
+		}
+	}
+	return 0, errors.New("respawn: no replacement ready within 10s")
+}
+
 // whoamiPause is the pause of the recovery workload's calls, in µs.
 const whoamiPause = 50

@@ -421,15 +421,18 @@ func (l *slowLauncher) Command(ctx context.Context, spec procpool.WorkerSpec) (*
 }
 
 // TestStatsRespawning: between a worker's death and its replacement's start
-// its slot shows as respawning, with no pid, rather than vanishing.
+// its slot shows as respawning, with no pid, rather than vanishing; each
+// worker says when it became ready, a replacement after its release.
 func TestStatsRespawning(t *testing.T) {
 	l := &slowLauncher{workers: 2, release: make(chan struct{}), started: map[int]int{}}
+	before := time.Now()
 	p, _ := newPool(t, relCfg(procpool.Config{Launcher: l, OnCrash: procpool.Respawn}))
 	st := p.Stats()
 	require.Len(t, st.Workers, 2)
 	for i, ws := range st.Workers {
 		assert.Equal(t, i, ws.Slot, "in slot order")
 		assert.Equal(t, procpool.WorkerReady, ws.State)
+		assert.True(t, ws.ReadyAt.After(before) && !ws.ReadyAt.After(time.Now()), "ready at %s, pool started at %s", ws.ReadyAt, before)
 		assert.NotZero(t, ws.PID)
 		assert.Equal(t, "slow", ws.Host)
 	}
@@ -449,18 +452,22 @@ func TestStatsRespawning(t *testing.T) {
 	assert.Equal(t, 1, vacant.Restarts)
 	assert.Equal(t, int64(-1), vacant.RSS)
 	assert.Equal(t, "slow", vacant.Host)
+	assert.Zero(t, vacant.ReadyAt)
 	assert.Len(t, p.Workers(), 1, "Workers lists live processes only")
 
 	// It stays so while the launcher holds the replacement back.
 	time.Sleep(100 * time.Millisecond)
 	assert.Equal(t, procpool.WorkerRespawning, p.Stats().Workers[vacant.Slot].State)
 
+	released := time.Now()
 	close(l.release)
 	require.Eventually(t, func() bool {
 		ws := p.Stats().Workers
 		return len(ws) == 2 && ws[vacant.Slot].State == procpool.WorkerReady && ws[vacant.Slot].PID != 0
 	}, 10*time.Second, 5*time.Millisecond, "workers: %+v", p.Stats().Workers)
-	assert.Equal(t, 1, p.Stats().Workers[vacant.Slot].Restarts)
+	replacement := p.Stats().Workers[vacant.Slot]
+	assert.Equal(t, 1, replacement.Restarts)
+	assert.True(t, replacement.ReadyAt.After(released), "the replacement ready at %s, released at %s", replacement.ReadyAt, released)
 	assert.Len(t, p.Workers(), 2)
 	require.NoError(t, p.Close())
 }

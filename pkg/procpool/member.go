@@ -33,6 +33,7 @@ type member struct {
 	unmeasured int           // batches it holds whose task has no measured cost
 	callAt     time.Time     // when its current call started, about
 	isReady    bool          // handshake complete
+	readyAt    time.Time     // when it became ready
 	stopping   bool          // the pool asked it to exit
 	retiring   bool          // takes no more work, then stops
 	memExempt  bool          // started above MaxMemoryPerWorker: never retired nor killed for memory

@@ -188,7 +188,7 @@ func (p *Pool) ready(m *member, workerPID int) {
 		m.log = m.log.With("worker_pid", workerPID)
 	}
 	p.exemptIfBloated(m, rss)
-	m.isReady = true
+	m.isReady, m.readyAt = true, time.Now()
 	m.group.failures = 0
 	p.join(m)
 	p.dispatch()

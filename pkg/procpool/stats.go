@@ -3,6 +3,7 @@ package procpool
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/procpool/procpool/internal/procfs"
 )
@@ -64,6 +65,7 @@ type WorkerStats struct {
 	State    WorkerState // starting, ready, stopping or respawning
 	Tasks    int         // calls it completed
 	Restarts int         // workers its slot has had before it
+	ReadyAt  time.Time   // when it completed its handshake and took work; zero while it starts
 	RSS      int64       // resident memory in bytes, or -1 if unknown (always on another machine, and on a platform where it cannot be read)
 }
 
@@ -89,7 +91,7 @@ func (p *Pool) Stats() Stats {
 		running, queued := m.calls()
 		s.Running += running
 		s.Queued += queued
-		s.Workers = append(s.Workers, WorkerStats{PID: m.workerPID, Host: m.host(), Slot: m.slot, State: m.state(), Tasks: m.done, Restarts: p.restarts[m.slot], RSS: -1})
+		s.Workers = append(s.Workers, WorkerStats{PID: m.workerPID, Host: m.host(), Slot: m.slot, State: m.state(), Tasks: m.done, Restarts: p.restarts[m.slot], ReadyAt: m.readyAt, RSS: -1})
 	}
 	if p.state == open || p.state == closing {
 		for slot, vacant := range p.vacant {
