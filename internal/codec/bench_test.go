@@ -121,8 +121,8 @@ func benchWalk(b *testing.B, v any) {
 
 // BenchmarkFast and BenchmarkGeneral compare the fast paths with the
 // general ones on the values of bulk Maps of tiny tasks, each decoded into
-// a fresh variable as a task's argument is; compare them with
-// `benchstat -col .name`.
+// a fresh variable as a task's argument is (a small struct among them);
+// compare them with `benchstat -col .name`.
 
 func BenchmarkFast(b *testing.B)    { benchCodecs(b, true) }
 func BenchmarkGeneral(b *testing.B) { benchCodecs(b, false) }
@@ -136,6 +136,7 @@ func benchCodecs(b *testing.B, fast bool) {
 	benchType(b, fast, "string", "a short string, as a task takes")
 	benchType(b, fast, "bytes1k", bytes.Repeat([]byte{0xab}, 1024))
 	benchType(b, fast, "ints100", ints)
+	benchType(b, fast, "struct", point{X: 1, Y: -2, Tag: "p"})
 }
 
 func benchType[T any](b *testing.B, fast bool, name string, v T) {

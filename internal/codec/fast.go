@@ -1,6 +1,9 @@
 package codec
 
-import "unsafe"
+import (
+	"reflect"
+	"unsafe"
+)
 
 // Fast encodes and decodes values of one type T without reflection or
 // boxing, byte for byte as [Codec] does. [FastFor] returns nil for a type
@@ -12,14 +15,40 @@ import "unsafe"
 // underlying type is one of these: msgpack may encode them differently,
 // through methods or msgpack.RegisterExt, which the fast path cannot see.
 //
-// A Fast holds no state beyond its type, so one may be shared by any
-// number of goroutines.
+// Plain structs have one too: struct types, named or not, whose fields
+// msgpack encodes (the exported ones not tagged `msgpack:"-"`) are all of
+// the types above, or plain structs, or unnamed slices of plain structs.
+// A field may be renamed by its `msgpack` tag and tagged omitempty (but
+// for a struct field). Refused, and left to msgpack, are structs with:
+//   - msgpack or encoding methods (CustomEncoder, Marshaler,
+//     BinaryMarshaler, TextMarshaler, their decoding counterparts) on the
+//     type or its pointer, which is also what msgpack.RegisterExt needs;
+//   - a package path whose first element has no dot: the standard
+//     library's (time.Time…), and any program's whose module path has none;
+//   - an embedded field, a field named _msgpack (as_array), a tag with
+//     other options or quotes, two fields of one name;
+//   - a field of any other type: a named type (type Celsius float64),
+//     pointer, interface, map, array, or a struct holding itself;
+//   - an encoder or decoder registered for the type or one in it, by
+//     msgpack.Register or RegisterExtEncoder/Decoder, which FastFor finds
+//     by encoding and decoding sample values both ways. It cannot find one
+//     registered after FastFor was called: register before.
+//
+// Decoding takes a struct only as a map with the keys in field order as
+// msgpack writes them (or nil); any other form is left to msgpack. A
+// decoded slice of structs is the one thing allocated through reflect
+// (reflect.Value.Grow), the only way to give the garbage collector the
+// element type.
+//
+// A Fast holds nothing but what its type determines, and never changes,
+// so one may be shared by any number of goroutines.
 type Fast[T any] struct {
 	k kind
+	s *structPlan // k == kStruct
 }
 
 // kind is the type a Fast handles: one of the predeclared types, or an
-// unnamed slice of one (kSlice|elem).
+// unnamed slice of one (kSlice|elem), or a plain struct (kStruct).
 type kind uint8
 
 const (
@@ -43,10 +72,17 @@ const (
 )
 
 // FastFor returns the fast path for values of type T, or nil if T has
-// none. It is cheap, but meant to be called once per type, not per value.
+// none. It is meant to be called once per type, not per value: for a
+// struct type the first call works out a plan by reflection, and checks
+// it against msgpack.
 func FastFor[T any]() *Fast[T] {
 	if k := kindOf(any((*T)(nil))); k != 0 {
 		return &Fast[T]{k: k}
+	}
+	if t := reflect.TypeFor[T](); t.Kind() == reflect.Struct {
+		if s := planOf(t); s != nil {
+			return &Fast[T]{k: kStruct, s: s}
+		}
 	}
 	return nil
 }
@@ -183,6 +219,8 @@ func (f *Fast[T]) Append(dst []byte, v *T) []byte {
 		return appendStrings(dst, *(*[]string)(p))
 	case kSlice | kBytes:
 		return appendByteSlices(dst, *(*[][]byte)(p))
+	case kStruct:
+		return f.s.append(dst, p)
 	}
 	panic("codec: Fast of an unknown kind")
 }
@@ -203,7 +241,8 @@ func (f *Fast[T]) Encode(c *Codec, v *T) []byte {
 // since callers reuse b. The result is what Codec.Decode(b, v) gives into a
 // zero *v. Decode reports false, leaving *v as it was, for anything the
 // fast path does not take: an encoding msgpack refuses for T, bytes after
-// the value, or one the fast path does not know (an extension, say). The
+// the value, or one the fast path does not know (an extension, say; for a
+// struct, keys out of field order or unknown, or the array form). The
 // caller then decodes with Codec.Decode, which gives the error, if any.
 func (f *Fast[T]) Decode(b []byte, v *T) bool {
 	p := unsafe.Pointer(v)
@@ -295,6 +334,16 @@ func (f *Fast[T]) Decode(b []byte, v *T) bool {
 	case kSlice | kBytes:
 		x, rest, ok := readSlice(b, readBytes)
 		return set(p, x, rest, ok)
+	case kStruct:
+		// The plan decodes into a zero struct, in place: the old value
+		// is kept aside (on the stack) for a refusal.
+		old := *v
+		*v = *new(T)
+		if rest, ok := f.s.decode(b, p); ok && len(rest) == 0 {
+			return true
+		}
+		*v = old
+		return false
 	}
 	panic("codec: Fast of an unknown kind")
 }

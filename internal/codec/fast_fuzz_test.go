@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -15,7 +16,7 @@ import (
 // TestFastDecodeOthers: fed arbitrary bytes, msgpack allocates whatever
 // length a header claims.)
 func FuzzFastDecode(f *testing.F) {
-	for _, b := range otherForms() {
+	for _, b := range append(otherForms(), structForms()...) {
 		f.Add(b)
 	}
 	for _, ft := range fastTypes(rand.New(rand.NewPCG(1, 2))) {
@@ -43,6 +44,10 @@ func FuzzFastDecode(f *testing.F) {
 		fuzzDecode(t, c, b, []bool{true})
 		fuzzDecode(t, c, b, []string{"seven"})
 		fuzzDecode(t, c, b, [][]byte{[]byte("seven")})
+		fuzzDecode(t, c, b, point{X: 7, Tag: "seven"})
+		fuzzDecode(t, c, b, tagged{Name: "seven", Count: 7, List: []string{"seven"}})
+		fuzzDecode(t, c, b, nested{Tail: 7, Ins: []inner{{A: 7}}})
+		fuzzDecode(t, c, b, allKinds{I: 7, Ss: []string{"seven"}})
 	})
 }
 
@@ -68,7 +73,8 @@ func fuzzDecode[T any](t *testing.T, c *Codec, b []byte, before T) {
 }
 
 // FuzzFastAppend makes values of several types out of arbitrary bytes and
-// checks that Append writes them as Codec.Encode does.
+// checks that Append writes them as Codec.Encode does, and for structs
+// that Decode reads them back as Codec.Decode does.
 func FuzzFastAppend(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("hello\x00world"))
@@ -76,6 +82,9 @@ func FuzzFastAppend(f *testing.F) {
 	f.Add([]byte{0x7f, 0x80, 0x00, 0x01, 0xff, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := New()
+		fuzzStruct(t, c, fromBytesOf[allKinds](b))
+		fuzzStruct(t, c, fromBytesOf[tagged](b))
+		fuzzStruct(t, c, fromBytesOf[nested](b))
 		fuzzAppend(t, c, string(b))
 		fuzzAppend(t, c, b)
 		fuzzAppend(t, c, bytes.Split(b, []byte{0}))
@@ -119,7 +128,16 @@ func splitStrings(b []byte) []string {
 	return out
 }
 
-func fuzzAppend[T any](t *testing.T, c *Codec, v T) {
+// fromBytesOf makes a T of the bytes b (see fromBytes).
+func fromBytesOf[T any](b []byte) T {
+	var v T
+	fromBytes(&b, reflect.ValueOf(&v).Elem())
+	return v
+}
+
+// fuzzAppend checks that Append writes v as Codec.Encode does, and
+// returns the bytes.
+func fuzzAppend[T any](t *testing.T, c *Codec, v T) []byte {
 	c.Reset()
 	want, err := c.Encode(v)
 	if err != nil {
@@ -127,5 +145,23 @@ func fuzzAppend[T any](t *testing.T, c *Codec, v T) {
 	}
 	if got := FastFor[T]().Append(nil, &v); !bytes.Equal(want, got) {
 		t.Fatalf("%s: Append wrote %x, Codec.Encode %x", short(v), got, want)
+	}
+	return want
+}
+
+// fuzzStruct checks that Append writes v as Codec.Encode does, and that
+// Decode reads it back as Codec.Decode does: what a struct decodes to
+// depends on more rules than the other types' values.
+func fuzzStruct[T any](t *testing.T, c *Codec, v T) {
+	want := fuzzAppend(t, c, v)
+	var fast, general T
+	if !FastFor[T]().Decode(want, &fast) {
+		t.Fatalf("%s: Decode refused its own encoding %x", short(v), want)
+	}
+	if err := c.Decode(want, &general); err != nil {
+		t.Fatal(err)
+	}
+	if !same(general, fast) {
+		t.Fatalf("%x: Decode gave %s, Codec.Decode %s", want, short(fast), short(general))
 	}
 }

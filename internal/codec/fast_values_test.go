@@ -10,7 +10,7 @@ import (
 // Codec never writes.
 
 func fastTypes(r *rand.Rand) []fastType {
-	return []fastType{
+	types := []fastType{
 		newTyped(bools(r)),
 		newTyped(ints[int](r)),
 		newTyped(ints[int8](r)),
@@ -41,6 +41,7 @@ func fastTypes(r *rand.Rand) []fastType {
 		newTyped(slicesOf(r, strs(r, false))),
 		newTyped(slicesOf(r, byteSlices(r, false))),
 	}
+	return append(types, structTypes(r)...)
 }
 
 const randomValues = 100

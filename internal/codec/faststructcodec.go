@@ -1,0 +1,359 @@
+package codec
+
+import (
+	"bytes"
+	"math"
+	"reflect"
+	"unsafe"
+)
+
+// The per-value code of the struct fast path: it follows a structPlan
+// through unsafe pointers, with no reflection (but for allocating a slice
+// of structs, see decodeStructs) and no boxing.
+
+// The msgpack map codes.
+const (
+	mFixMap = 0x80 // | length < 16
+	mMap16  = 0xde
+	mMap32  = 0xdf
+)
+
+// sliceHeader is the layout of every slice.
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
+}
+
+// appendMapLen writes the header of a map of n pairs.
+func appendMapLen(dst []byte, n int) []byte {
+	switch {
+	case n < 16:
+		return append(dst, mFixMap|byte(n))
+	case n <= math.MaxUint16:
+		return be.AppendUint16(append(dst, mMap16), uint16(n))
+	}
+	return be.AppendUint32(append(dst, mMap32), uint32(n))
+}
+
+// readMapLen reads the header of a map and returns its number of pairs,
+// -1 for nil. A length past the end of b, at two bytes a pair, is refused.
+func readMapLen(b []byte) (n int, rest []byte, ok bool) {
+	if len(b) == 0 {
+		return 0, b, false
+	}
+	c := b[0]
+	var u uint64
+	switch {
+	case c == mNil:
+		return -1, b[1:], true
+	case c >= mFixMap && c <= mFixMap|0x0f:
+		u, rest = uint64(c&0x0f), b[1:]
+	case c == mMap16 && len(b) >= 3:
+		u, rest = uint64(be.Uint16(b[1:])), b[3:]
+	case c == mMap32 && len(b) >= 5:
+		u, rest = uint64(be.Uint32(b[1:])), b[5:]
+	default:
+		return 0, b, false
+	}
+	if 2*u > uint64(len(rest)) {
+		return 0, b, false
+	}
+	return int(u), rest, true
+}
+
+// append writes the struct at base as msgpack does: a map of the fields
+// not left out by omitempty, in order.
+func (p *structPlan) append(dst []byte, base unsafe.Pointer) []byte {
+	if !p.omitted {
+		dst = append(dst, p.header...)
+	} else {
+		n := 0
+		for i := range p.fields {
+			if f := &p.fields[i]; !f.omit || !empty(f.k, unsafe.Add(base, f.off)) {
+				n++
+			}
+		}
+		dst = appendMapLen(dst, n)
+	}
+	for i := range p.fields {
+		f := &p.fields[i]
+		q := unsafe.Add(base, f.off)
+		if f.omit && empty(f.k, q) {
+			continue
+		}
+		dst = appendField(append(dst, f.key...), f, q)
+	}
+	return dst
+}
+
+// empty reports whether the field of kind k at p is empty as msgpack's
+// omitempty has it: false, 0 (-0 too, NaN not), and a string or slice
+// of length 0, nil or not. (A struct field is never tagged omitempty in a
+// plan.)
+func empty(k kind, p unsafe.Pointer) bool {
+	switch k {
+	case kBool:
+		return !*(*bool)(p)
+	case kInt, kUint:
+		return *(*uint)(p) == 0
+	case kInt8, kUint8:
+		return *(*uint8)(p) == 0
+	case kInt16, kUint16:
+		return *(*uint16)(p) == 0
+	case kInt32, kUint32:
+		return *(*uint32)(p) == 0
+	case kInt64, kUint64:
+		return *(*uint64)(p) == 0
+	case kFloat32:
+		return *(*float32)(p) == 0
+	case kFloat64:
+		return *(*float64)(p) == 0
+	case kString:
+		return len(*(*string)(p)) == 0
+	}
+	return (*sliceHeader)(p).len == 0 // []byte and every slice
+}
+
+// appendField writes the field f at p. It differs from Fast.Append in
+// one rule: msgpack writes a float32 field through float64, as it does a
+// []float32's elements, which quiets a signalling NaN.
+func appendField(dst []byte, f *fieldPlan, p unsafe.Pointer) []byte {
+	switch f.k {
+	case kBool:
+		return appendBool(dst, *(*bool)(p))
+	case kInt:
+		return appendInt(dst, int64(*(*int)(p)))
+	case kInt8:
+		return appendInt(dst, int64(*(*int8)(p)))
+	case kInt16:
+		return appendInt(dst, int64(*(*int16)(p)))
+	case kInt32:
+		return appendInt(dst, int64(*(*int32)(p)))
+	case kInt64:
+		return appendInt(dst, *(*int64)(p))
+	case kUint:
+		return appendUint(dst, uint64(*(*uint)(p)))
+	case kUint8:
+		return appendUint(dst, uint64(*(*uint8)(p)))
+	case kUint16:
+		return appendUint(dst, uint64(*(*uint16)(p)))
+	case kUint32:
+		return appendUint(dst, uint64(*(*uint32)(p)))
+	case kUint64:
+		return appendUint(dst, *(*uint64)(p))
+	case kFloat32:
+		return appendFloat32(dst, float32(float64(*(*float32)(p))))
+	case kFloat64:
+		return appendFloat64(dst, *(*float64)(p))
+	case kString:
+		return appendString(dst, *(*string)(p))
+	case kBytes:
+		return appendBytes(dst, *(*[]byte)(p))
+	case kSlice | kBool:
+		return appendBools(dst, *(*[]bool)(p))
+	case kSlice | kInt:
+		return appendInts(dst, *(*[]int)(p))
+	case kSlice | kInt8:
+		return appendInts(dst, *(*[]int8)(p))
+	case kSlice | kInt16:
+		return appendInts(dst, *(*[]int16)(p))
+	case kSlice | kInt32:
+		return appendInts(dst, *(*[]int32)(p))
+	case kSlice | kInt64:
+		return appendInts(dst, *(*[]int64)(p))
+	case kSlice | kUint:
+		return appendUints(dst, *(*[]uint)(p))
+	case kSlice | kUint16:
+		return appendUints(dst, *(*[]uint16)(p))
+	case kSlice | kUint32:
+		return appendUints(dst, *(*[]uint32)(p))
+	case kSlice | kUint64:
+		return appendUints(dst, *(*[]uint64)(p))
+	case kSlice | kFloat32:
+		return appendFloat32s(dst, *(*[]float32)(p))
+	case kSlice | kFloat64:
+		return appendFloat64s(dst, *(*[]float64)(p))
+	case kSlice | kString:
+		return appendStrings(dst, *(*[]string)(p))
+	case kSlice | kBytes:
+		return appendByteSlices(dst, *(*[][]byte)(p))
+	case kStruct:
+		return f.sub.append(dst, p)
+	case kSlice | kStruct:
+		s := (*sliceHeader)(p)
+		if s.data == nil {
+			return append(dst, mNil)
+		}
+		dst = appendArrayLen(dst, s.len)
+		for i := range s.len {
+			dst = f.sub.append(dst, unsafe.Add(s.data, uintptr(i)*f.sub.size))
+		}
+		return dst
+	}
+	panic("codec: struct field of an unknown kind")
+}
+
+// decode reads a struct from the front of b into the zero struct at base,
+// and returns the bytes after it; ok is false, with base's struct partly
+// written, for anything but a map (or nil, the zero struct) whose keys
+// are fields of the plan, in its order, each written as msgpack writes
+// it. Keys in another order or twice, unknown keys and the array form are
+// left to msgpack: rare, and each has rules of its own.
+func (p *structPlan) decode(b []byte, base unsafe.Pointer) (rest []byte, ok bool) {
+	n, rest, ok := readMapLen(b)
+	if !ok {
+		return b, false
+	}
+	next := 0 // the fields before next are behind: keys come in order
+	for range n {
+		i := next
+		for i < len(p.fields) && !bytes.HasPrefix(rest, p.fields[i].key) {
+			i++
+		}
+		if i == len(p.fields) {
+			return b, false
+		}
+		f := &p.fields[i]
+		if rest, ok = decodeField(rest[len(f.key):], f, unsafe.Add(base, f.off)); !ok {
+			return b, false
+		}
+		next = i + 1
+	}
+	return rest, true
+}
+
+// decodeField reads field f from the front of b into its zero value at
+// p, with the rules of Fast.Decode but one: a float32 field is stored
+// through float64, as msgpack does.
+func decodeField(b []byte, f *fieldPlan, p unsafe.Pointer) (rest []byte, ok bool) {
+	switch f.k {
+	case kBool:
+		x, rest, ok := readBool(b)
+		return put(p, x, rest, ok)
+	case kInt:
+		x, rest, ok := readInt(b)
+		return put(p, int(x), rest, ok)
+	case kInt8:
+		x, rest, ok := readInt(b)
+		return put(p, int8(x), rest, ok)
+	case kInt16:
+		x, rest, ok := readInt(b)
+		return put(p, int16(x), rest, ok)
+	case kInt32:
+		x, rest, ok := readInt(b)
+		return put(p, int32(x), rest, ok)
+	case kInt64:
+		x, rest, ok := readInt(b)
+		return put(p, x, rest, ok)
+	case kUint:
+		x, rest, ok := readInt(b)
+		return put(p, uint(x), rest, ok)
+	case kUint8:
+		x, rest, ok := readInt(b)
+		return put(p, uint8(x), rest, ok)
+	case kUint16:
+		x, rest, ok := readInt(b)
+		return put(p, uint16(x), rest, ok)
+	case kUint32:
+		x, rest, ok := readInt(b)
+		return put(p, uint32(x), rest, ok)
+	case kUint64:
+		x, rest, ok := readInt(b)
+		return put(p, uint64(x), rest, ok)
+	case kFloat32:
+		x, rest, ok := readFloat32Elem(b)
+		return put(p, x, rest, ok)
+	case kFloat64:
+		x, rest, ok := readFloat64(b)
+		return put(p, x, rest, ok)
+	case kString:
+		x, rest, ok := readString(b)
+		return put(p, x, rest, ok)
+	case kBytes:
+		x, rest, ok := readBytes(b)
+		return put(p, x, rest, ok)
+	case kSlice | kBool:
+		x, rest, ok := readSlice(b, readBool)
+		return put(p, x, rest, ok)
+	case kSlice | kInt:
+		x, rest, ok := readInts[int](b)
+		return put(p, x, rest, ok)
+	case kSlice | kInt8:
+		x, rest, ok := readInts[int8](b)
+		return put(p, x, rest, ok)
+	case kSlice | kInt16:
+		x, rest, ok := readInts[int16](b)
+		return put(p, x, rest, ok)
+	case kSlice | kInt32:
+		x, rest, ok := readInts[int32](b)
+		return put(p, x, rest, ok)
+	case kSlice | kInt64:
+		x, rest, ok := readInts[int64](b)
+		return put(p, x, rest, ok)
+	case kSlice | kUint:
+		x, rest, ok := readInts[uint](b)
+		return put(p, x, rest, ok)
+	case kSlice | kUint16:
+		x, rest, ok := readInts[uint16](b)
+		return put(p, x, rest, ok)
+	case kSlice | kUint32:
+		x, rest, ok := readInts[uint32](b)
+		return put(p, x, rest, ok)
+	case kSlice | kUint64:
+		x, rest, ok := readInts[uint64](b)
+		return put(p, x, rest, ok)
+	case kSlice | kFloat32:
+		x, rest, ok := readSlice(b, readFloat32Elem)
+		return put(p, x, rest, ok)
+	case kSlice | kFloat64:
+		x, rest, ok := readSlice(b, readFloat64)
+		return put(p, x, rest, ok)
+	case kSlice | kString:
+		x, rest, ok := readSlice(b, readString)
+		return put(p, x, rest, ok)
+	case kSlice | kBytes:
+		x, rest, ok := readSlice(b, readBytes)
+		return put(p, x, rest, ok)
+	case kStruct:
+		return f.sub.decode(b, p)
+	case kSlice | kStruct:
+		return decodeStructs(b, f, p)
+	}
+	panic("codec: struct field of an unknown kind")
+}
+
+// decodeStructs reads a slice of structs into the nil slice at p: nil
+// stays nil, an empty array is an empty slice that is not nil.
+func decodeStructs(b []byte, f *fieldPlan, p unsafe.Pointer) (rest []byte, ok bool) {
+	n, rest, ok := readArrayLen(b)
+	switch {
+	case !ok || n < 0:
+		return rest, ok
+	case n == 0:
+		// Any pointer but nil will do; new of a size of 0 allocates nothing.
+		*(*sliceHeader)(p) = sliceHeader{data: unsafe.Pointer(new(struct{}))}
+		return rest, true
+	}
+	// The one use of reflect per value: only it can allocate memory the
+	// garbage collector knows holds structs of a type known at run time.
+	// Growing the field in place allocates the elements and nothing else.
+	// Their number was checked against the bytes left, a byte each.
+	s := reflect.NewAt(f.typ, p).Elem()
+	s.Grow(n)
+	s.SetLen(n)
+	data := (*sliceHeader)(p).data
+	for i := range n {
+		if rest, ok = f.sub.decode(rest, unsafe.Add(data, uintptr(i)*f.sub.size)); !ok {
+			return b, false
+		}
+	}
+	return rest, true
+}
+
+// put stores x in *p if it was read.
+func put[E any](p unsafe.Pointer, x E, rest []byte, ok bool) ([]byte, bool) {
+	if ok {
+		*(*E)(p) = x
+	}
+	return rest, ok
+}
