@@ -127,3 +127,17 @@ func (p *Pool) escalate(m *member) {
 		m.timer = time.AfterFunc(grace, func() { m.conn.kill("it ignored SIGTERM") })
 	})
 }
+
+// ended is ctx.Err(), or context.DeadlineExceeded once ctx's deadline has
+// passed though its timer has not fired yet. A worker may report calls cut
+// short by the deadline before the parent's timer runs; the caller must
+// then see the end of its context, not those calls' errors.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}

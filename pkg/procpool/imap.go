@@ -109,7 +109,7 @@ func (t *Task[I, O]) imap(ctx context.Context, p *Pool, in iter.Seq[I], ordered 
 				case <-ctx.Done():
 				}
 			}
-			if err := ctx.Err(); err != nil {
+			if err := ended(ctx); err != nil {
 				var zero O
 				yield(zero, err)
 				return
