@@ -26,6 +26,10 @@ type batch struct {
 	expect   time.Duration   // what it was expected to take when posted; 0 if not measured
 	tries    int             // times its calls were lost with a worker
 	parent   *batch          // for a call split from a lost chunk: the chunk
+	quiet    bool            // being posted by enqueue, whose caller writes it (conn.sendNow): the conn's writer is not woken
+	direct   bool            // a Submit's, being posted during the Submit: its caller may read its result (readrole.go)
+	lessee   *processConn    // the conn that leased reading b's result to its caller; set before Submit returns
+	leased   bool            // the lease on lessee holds; guarded by lessee.rdMu
 	left     int             // for a lost chunk: calls split from it not yet finished
 
 	// A Map reuses the buffer that holds a chunk's arguments for a later
@@ -35,7 +39,8 @@ type batch struct {
 	// finished by that holder's results (clean), never moved to another
 	// worker or failed while the writer might still hold it.
 	buf     []byte      // the buffer args are slices of; nil if not the batch's own
-	clean   bool        // finished by its holder's results
+	clean   bool        // finished by its holder's results, and never moved
+	moved   bool        // given back to the queue by a dead holder, whose writer may still be reading its arguments
 	written atomic.Bool // its arguments went to its holder's stream, which reads them no more
 }
 

@@ -38,8 +38,9 @@ const (
 // process's end with how it died. A process a launcher starts (over SSH, say)
 // is a processConn too.
 //
-// Its goroutines: run (handshake, then reading), sendLoop (writing), waitExit
-// (reaping) and the stderr forwarder.
+// Its goroutines: run (handshake, then reading, but what a waiting caller
+// reads itself: readrole.go), sendLoop (writing), waitExit (reaping) and the
+// stderr forwarder.
 type processConn struct {
 	// Set at start and never changed.
 	spec    connSpec
@@ -71,6 +72,14 @@ type processConn struct {
 
 	sendMu sync.Mutex // held while writing to stdin; guards spare
 	spare  []*batch   // the writer's buffer, swapped with out
+
+	rdMu     sync.Mutex    // guards the read role's fields below (readrole.go)
+	inflight []*batch      // posted, in order, their last result not yet read
+	leased   int           // of inflight, those leased to their callers (batch.leased)
+	rdBusy   bool          // a goroutine holds the read role
+	rdErr    error         // the stream's end or break; no one reads after it
+	rdGone   bool          // the conn's reader saw the process reaped: it reads to the end
+	rdWake   chan struct{} // wakes the conn's reader to look whether it should read
 
 	killMu   sync.Mutex // guards isReaped, reason, killed and journal
 	isReaped bool       // the pid may name another process now: signal nothing, read nothing of it
@@ -218,30 +227,16 @@ func sameTasks(ours, theirs []string) error {
 
 func kindOf(m wire.Message) string { return fmt.Sprintf("%T", m)[len("*wire."):] }
 
-// readLoop hands results to the scheduler until the stream ends or breaks.
-func (c *processConn) readLoop() error {
-	for {
-		m, err := c.stream.Read()
-		if err != nil {
-			return err
-		}
-		res, ok := m.(*wire.Result)
-		if !ok {
-			return fmt.Errorf("protocol error: unexpected %s message", kindOf(m))
-		}
-		err = c.ev.result(res)
-		c.stream.Release()
-		if err != nil {
-			return err
-		}
-	}
-}
-
 func (c *processConn) post(b *batch) {
+	if !c.track(b) {
+		c.wantRead()
+	}
 	c.outMu.Lock()
 	c.out = append(c.out, b)
 	c.outMu.Unlock()
-	c.signal()
+	if !b.quiet {
+		c.signal()
+	}
 }
 
 func (c *processConn) cancel(id uint64, whole bool) {
@@ -283,7 +278,8 @@ func (c *processConn) sendLoop() {
 // after the handshake's last write.
 func (c *processConn) sendNow() {
 	if !c.sendMu.TryLock() {
-		return // the sender goroutine, woken by post, writes it
+		c.signal() // the writer may have looked for work already: it looks again
+		return
 	}
 	defer c.sendMu.Unlock()
 	c.sendAll()

@@ -45,6 +45,10 @@ func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause, last *journ
 		}
 	}()
 	p.members = slices.DeleteFunc(p.members, func(o *member) bool { return o == m })
+	if m.leasing {
+		m.leasing = false
+		p.leasing = slices.DeleteFunc(p.leasing, func(o *member) bool { return o == m })
+	}
 	m.gone = true
 	p.withdraw(m)
 	m.exitErr = e
@@ -186,6 +190,7 @@ func (p *Pool) salvage(m *member, e *WorkerExitError, how charge) {
 		}
 		if b.got == 0 && (c.known && b != c.b || !c.known && i > 0) {
 			b.state, b.holder = queued, nil // none of its calls ran
+			b.moved = true                  // the dead worker's writer may still read its arguments
 			p.queue.pushFront(b)
 			continue
 		}

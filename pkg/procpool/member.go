@@ -53,6 +53,7 @@ type member struct {
 	inRoom     bool    // in p.place.room
 	counted    bool    // counted in p.place.ready
 	busy       bool    // counted in p.place.busy
+	leasing    bool    // in p.leasing
 }
 
 func newMember(p *Pool, c conn, slot int, log hclog.Logger) *member {

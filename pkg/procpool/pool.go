@@ -46,8 +46,9 @@ type Pool struct {
 	pending  int        // batches queued or held by a worker
 	settled  *sync.Cond // signalled when pending drops to 0, a worker ends, or the state changes
 	nextID   uint64
-	deaths   int   // deaths since work last completed: the crash-loop guard
-	restarts []int // per worker slot
+	leasing  []*member // whose conns have leased reading to a caller (readrole.go)
+	deaths   int       // deaths since work last completed: the crash-loop guard
+	restarts []int     // per worker slot
 	counts   counts
 
 	// vacant is per worker slot: its worker ended and its replacement is
@@ -268,6 +269,7 @@ func (p *Pool) Close() error {
 	if p.state == open || p.state == starting {
 		p.state = closing
 	}
+	p.voidLeases() // nothing is left to wait for a caller's Get
 	for p.pending > 0 && p.state == closing {
 		p.settled.Wait()
 	}
@@ -293,6 +295,7 @@ func (p *Pool) Terminate() error {
 	p.mu.Lock()
 	if p.state != terminated {
 		p.state = terminated
+		p.voidLeases()
 		p.failAll(func() error { return fmt.Errorf("%w: terminated", ErrClosed) })
 		for _, m := range p.members {
 			m.conn.kill("the pool was terminated")

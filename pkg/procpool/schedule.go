@@ -22,22 +22,29 @@ func (p *Pool) enqueue(bs ...*batch) error {
 		p.mu.Unlock()
 		return err
 	}
+	// Small batches posted now are written from here rather than by the
+	// conn's writer, whose wake-up would cost more than the write.
+	quiet := small(bs)
 	for _, b := range bs {
 		p.nextID++
 		b.id = p.nextID
 		b.state = queued
 		b.cost = p.place.cost(b.task)
+		b.quiet = quiet
 		p.queue.pushBack(b)
 	}
 	p.pending += len(bs)
 	p.dispatch()
-	var first *member
-	if small(bs) && bs[0].state == running {
-		first = bs[0].holder
+	var writers []conn
+	for _, b := range bs {
+		if b.quiet && b.state == running && !slices.Contains(writers, b.holder.conn) {
+			writers = append(writers, b.holder.conn)
+		}
+		b.quiet, b.direct = false, false // posted later, from another goroutine, they are neither
 	}
 	p.mu.Unlock()
-	if first != nil {
-		first.conn.sendNow() // write from here rather than wake the sender
+	for _, c := range writers {
+		c.sendNow()
 	}
 	return nil
 }
@@ -75,6 +82,9 @@ func (p *Pool) dispatch() {
 	for b := p.queue.peek(); b != nil; b = p.queue.peek() {
 		m := p.pick(b, share, now)
 		if m == nil {
+			// A leased run may hold the worker b waits for, its caller
+			// not yet come to read its result.
+			p.voidLeases()
 			return
 		}
 		p.post(m, p.queue.popFront(), now)
@@ -93,6 +103,9 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 		m.log.Debug("retiring worker", "reason", "MaxTasksPerWorker", "tasks", m.assigned)
 	}
 	m.conn.post(b)
+	if b.direct && b.lessee != nil {
+		p.noteLease(m)
+	}
 	p.holdChanged(m, b)
 	if len(m.held) == 1 {
 		p.callStarted(m, now)
@@ -135,7 +148,7 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 		m.hold(b, -1)
 		p.holdChanged(m, b)
 		if b.state != finished {
-			b.clean = true
+			b.clean = !b.moved
 			p.finish(b)
 		}
 	}

@@ -60,6 +60,7 @@ func startProcess(s connSpec) (*processConn, error) {
 		stderr:     pipes.err,
 		stream:     wire.NewStream(pipes.out, pipes.in, s.maxFrame),
 		wake:       make(chan struct{}, 1),
+		rdWake:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		reaped:     make(chan struct{}),
 		stderrDone: make(chan struct{}),

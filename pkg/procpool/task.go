@@ -111,6 +111,9 @@ func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 	}
 	codec.Put(c)
 	f.b = newBatch(t.name, args, func() { close(f.ch) })
+	// Its caller may read the result itself (readrole.go), unless the pool
+	// times calls out: a result left unread would look late.
+	f.b.direct = p.cfg.TaskTimeout == 0
 	if err == nil {
 		err = p.enqueue(f.b)
 	}
@@ -137,11 +140,24 @@ type Future[O any] struct {
 
 // Done returns a channel that is closed when the call has ended, with a
 // result or an error.
-func (f *Future[O]) Done() <-chan struct{} { return f.ch }
+func (f *Future[O]) Done() <-chan struct{} {
+	f.unlease()
+	return f.ch
+}
 
 // Get waits for the call to end and returns its result. If ctx ends first it
-// returns ctx.Err(); the call itself goes on.
+// returns ctx.Err(); the call itself goes on. With a ctx that cannot end
+// (context.Background()), the caller of a Submit that a worker took at once
+// reads the result from the worker itself, which spares the round trip a
+// thread wake-up.
 func (f *Future[O]) Get(ctx context.Context) (O, error) {
+	if c := f.b.lessee; c != nil {
+		if ctx.Done() == nil {
+			c.readFor(f.b) // a read cannot watch ctx; one that cannot end can
+		} else {
+			c.unlease(f.b)
+		}
+	}
 	select {
 	case <-f.ch:
 	case <-ctx.Done():
@@ -165,7 +181,16 @@ func (f *Future[O]) Cancel() bool {
 	if f.pool == nil {
 		return false
 	}
+	f.unlease()
 	return f.pool.cancelCall(f.b)
+}
+
+// unlease gives up the caller's lease on reading the result (readrole.go):
+// a caller that waits any other way than in Get leaves it to the conn.
+func (f *Future[O]) unlease() {
+	if c := f.b.lessee; c != nil {
+		c.unlease(f.b)
+	}
 }
 
 // decodeOutcome turns one call's outcome into a result or an error.

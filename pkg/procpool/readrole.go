@@ -1,0 +1,217 @@
+package procpool
+
+import (
+	"fmt"
+
+	"github.com/procpool/procpool/internal/wire"
+)
+
+// The read role: one goroutine at a time reads a worker's stream and hands
+// what it reads to the scheduler. The conn's own reader (readLoop) does,
+// except for a run whose caller may read its result itself: a Submit posted
+// at once to a worker leases the role to its caller, and the caller's Get
+// reads the stream until its result is in. The result then wakes the caller
+// straight from the poller, rather than waking the conn's reader, which
+// wakes the caller: on few cores, that second wake-up of a thread was most
+// of a round trip's cost beyond the pipe's own.
+//
+// A lease lasts until its run's result is read, by whoever reads it, or
+// until it is given up, and the conn's reader reads in the caller's place:
+// when the caller waits any other way (a Get whose context can end, Done,
+// Cancel), when another goroutine holds the role as the caller comes to
+// read, when the pool has work it cannot place (the leased run may be
+// holding a worker a queued call waits for), and at Close and Terminate. A
+// result nobody waits for is therefore read all the same once it matters.
+// The conn's reader reads whenever a run without a lease is in flight, and,
+// once the process is gone, to the end of the stream, so a worker's death is
+// seen as at once as before; an idle worker that closes its stdout but lives
+// on is seen when next given work.
+
+// readLoop reads the stream whenever it is the conn's own reader's turn,
+// until the stream ends or breaks.
+func (c *processConn) readLoop() error {
+	for {
+		if err := c.awaitTurn(); err != nil {
+			return err
+		}
+		err := c.readOne()
+		c.rdMu.Lock()
+		c.rdBusy = false
+		if err != nil {
+			c.rdErr = err // no leaseholder may read on
+		}
+		c.rdMu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// awaitTurn waits until the conn's reader should read, and takes the role:
+// a run without a lease is in flight, or the process is gone. It returns
+// the error a leaseholder met instead, which ends the conn.
+func (c *processConn) awaitTurn() error {
+	reaped := c.reaped
+	for {
+		c.rdMu.Lock()
+		if err := c.rdErr; err != nil {
+			c.rdMu.Unlock()
+			return err
+		}
+		if !c.rdBusy && (len(c.inflight) > c.leased || reaped == nil) {
+			c.rdBusy = true
+			c.rdMu.Unlock()
+			return nil
+		}
+		c.rdMu.Unlock()
+		select {
+		case <-c.rdWake:
+		case <-reaped:
+			reaped = nil // read what it wrote, to the end of the stream
+			c.rdMu.Lock()
+			c.rdGone = true
+			c.rdMu.Unlock()
+		}
+	}
+}
+
+// readOne reads one message and hands it to the scheduler. The caller
+// holds the role.
+func (c *processConn) readOne() error {
+	m, err := c.stream.Read()
+	if err != nil {
+		return err
+	}
+	res, ok := m.(*wire.Result)
+	if !ok {
+		return fmt.Errorf("protocol error: unexpected %s message", kindOf(m))
+	}
+	err = c.ev.result(res)
+	c.stream.Release()
+	if !res.More {
+		c.rdMu.Lock()
+		if len(c.inflight) > 0 {
+			c.endLease(c.inflight[0])
+			c.inflight[0] = nil
+			c.inflight = c.inflight[1:]
+		}
+		c.rdMu.Unlock()
+	}
+	return err
+}
+
+// track records b, posted, as in flight, leased to its caller if it is a
+// Submit's, posted during the Submit (batch.direct). It reports whether b
+// has a lease on c. It runs under the pool's lock.
+func (c *processConn) track(b *batch) (leased bool) {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	c.inflight = append(c.inflight, b)
+	if b.direct && c.rdErr == nil {
+		b.lessee, b.leased = c, true
+		c.leased++
+	}
+	// A batch moved here from a dead worker may still hold its lease
+	// there, which is none here.
+	return b.lessee == c && b.leased
+}
+
+// readFor reads the stream for the caller of b, which it leased, until b's
+// result is in or the lease ends; then the caller waits for b as any other.
+func (c *processConn) readFor(b *batch) {
+	for {
+		c.rdMu.Lock()
+		if !b.leased {
+			c.rdMu.Unlock()
+			return
+		}
+		if c.rdBusy || c.rdErr != nil {
+			// Whoever reads will read b's result too, if the lease does
+			// not keep the conn's reader from it.
+			c.endLease(b)
+			c.rdMu.Unlock()
+			c.wantRead()
+			return
+		}
+		c.rdBusy = true
+		c.rdMu.Unlock()
+
+		err := c.readOne()
+
+		c.rdMu.Lock()
+		c.rdBusy = false
+		if err != nil {
+			c.rdErr = err // the conn's reader reports it, and the end of the worker
+			c.endLease(b)
+		}
+		wake := err != nil || len(c.inflight) > c.leased || c.rdGone
+		c.rdMu.Unlock()
+		if wake {
+			c.wantRead()
+		}
+	}
+}
+
+// unlease gives up b's lease, if it has one: the conn's reader reads for it.
+func (c *processConn) unlease(b *batch) {
+	c.rdMu.Lock()
+	ended := c.endLease(b)
+	c.rdMu.Unlock()
+	if ended {
+		c.wantRead()
+	}
+}
+
+// voidLeases gives up every lease on the conn's runs.
+func (c *processConn) voidLeases() {
+	c.rdMu.Lock()
+	n := c.leased
+	for _, b := range c.inflight {
+		c.endLease(b)
+	}
+	c.rdMu.Unlock()
+	if n > 0 {
+		c.wantRead()
+	}
+}
+
+// endLease ends b's lease on c, if it has one, and reports whether it had.
+// The caller holds rdMu, which guards b.leased only if c is b's lessee.
+func (c *processConn) endLease(b *batch) bool {
+	if b.lessee != c || !b.leased {
+		return false
+	}
+	b.leased = false
+	c.leased--
+	return true
+}
+
+// wantRead wakes the conn's reader, which looks whether it should read.
+func (c *processConn) wantRead() {
+	select {
+	case c.rdWake <- struct{}{}:
+	default:
+	}
+}
+
+// noteLease remembers that m's conn holds leases, for voidLeases. It runs
+// under p.mu.
+func (p *Pool) noteLease(m *member) {
+	if !m.leasing {
+		m.leasing = true
+		p.leasing = append(p.leasing, m)
+	}
+}
+
+// voidLeases gives up every lease in the pool: nothing may wait for a
+// caller that has not come to read. It runs under p.mu.
+func (p *Pool) voidLeases() {
+	for i, m := range p.leasing {
+		m.leasing = false
+		if c, ok := m.conn.(*processConn); ok {
+			c.voidLeases()
+		}
+		p.leasing[i] = nil
+	}
+	p.leasing = p.leasing[:0]
+}
