@@ -81,7 +81,13 @@ func ShowBytes(b []byte) string {
 type Reader struct {
 	br  *bufio.Reader
 	max int
-	hdr [headerLen]byte
+
+	// The frame being read: a read cut short (by a read deadline, say)
+	// keeps what it read, and the next goes on with it.
+	hdr   [headerLen]byte
+	hdrN  int    // header bytes read
+	body  []byte // allocated once the header is whole; nil before
+	bodyN int    // body bytes read
 }
 
 // NewReader returns a Reader over r that refuses bodies larger than max bytes.
@@ -95,35 +101,58 @@ func (r *Reader) SetMax(max int) { r.max = max }
 // ReadFrame reads the next frame and returns its body in a new slice, which
 // the caller owns: messages decoded from it refer into it instead of copying.
 // At a clean end of stream it returns io.EOF; a stream cut inside a frame is
-// io.ErrUnexpectedEOF.
+// io.ErrUnexpectedEOF. Any other error of the stream, such as
+// os.ErrDeadlineExceeded, leaves the frame half read: the next ReadFrame,
+// from any goroutine, goes on with it.
 func (r *Reader) ReadFrame() ([]byte, error) {
-	n, err := io.ReadFull(r.br, r.hdr[:])
-	if err != nil {
-		if err == io.ErrUnexpectedEOF {
-			return nil, &FrameError{Reason: fmt.Sprintf("stream ended inside a frame header after %d bytes", n), Head: append([]byte(nil), r.hdr[:n]...), Err: err}
-		}
-		return nil, err
-	}
-	size := binary.BigEndian.Uint32(r.hdr[:])
-	if int64(size) > int64(r.max) {
-		head := append([]byte(nil), r.hdr[:]...)
-		more, _ := r.br.Peek(min(28, r.br.Buffered())) // what has arrived; never wait for more
-		head = append(head, more...)
-		return nil, &FrameError{
-			Reason: fmt.Sprintf("frame of %d bytes is over the %d-byte limit", size, r.max),
-			Head:   head,
-			Err:    ErrFrameTooLarge,
+	for r.hdrN < headerLen {
+		n, err := r.br.Read(r.hdr[r.hdrN:])
+		r.hdrN += n
+		switch {
+		case err == io.EOF && r.hdrN == 0:
+			return nil, io.EOF
+		case err == io.EOF:
+			head := append([]byte(nil), r.hdr[:r.hdrN]...)
+			r.reset()
+			return nil, &FrameError{Reason: fmt.Sprintf("stream ended inside a frame header after %d bytes", len(head)), Head: head, Err: io.ErrUnexpectedEOF}
+		case err != nil:
+			return nil, err
 		}
 	}
-	body := make([]byte, size)
-	if n, err := io.ReadFull(r.br, body); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	if r.body == nil {
+		size := binary.BigEndian.Uint32(r.hdr[:])
+		if int64(size) > int64(r.max) {
+			head := append([]byte(nil), r.hdr[:]...)
+			more, _ := r.br.Peek(min(28, r.br.Buffered())) // what has arrived; never wait for more
+			head = append(head, more...)
+			r.reset()
+			return nil, &FrameError{
+				Reason: fmt.Sprintf("frame of %d bytes is over the %d-byte limit", size, r.max),
+				Head:   head,
+				Err:    ErrFrameTooLarge,
+			}
 		}
-		return nil, &FrameError{Reason: fmt.Sprintf("stream ended after %d of %d body bytes", n, size), Head: body[:min(n, 32)], Err: err}
+		r.body = make([]byte, size)
 	}
+	for r.bodyN < len(r.body) {
+		n, err := r.br.Read(r.body[r.bodyN:])
+		r.bodyN += n
+		switch {
+		case err == io.EOF:
+			body, n := r.body, r.bodyN
+			r.reset()
+			return nil, &FrameError{Reason: fmt.Sprintf("stream ended after %d of %d body bytes", n, len(body)), Head: body[:min(n, 32)], Err: io.ErrUnexpectedEOF}
+		case err != nil:
+			return nil, err
+		}
+	}
+	body := r.body
+	r.reset()
 	return body, nil
 }
+
+// reset forgets the frame read last.
+func (r *Reader) reset() { r.hdrN, r.body, r.bodyN = 0, nil, 0 }
 
 // Writer writes frames to one stream through a buffer; nothing reaches the
 // stream before Flush or a full buffer.

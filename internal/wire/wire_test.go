@@ -2,9 +2,11 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -373,4 +375,30 @@ func TestResultReuse(t *testing.T) {
 	require.Len(t, decode(&Result{ID: 3, Items: big}).Items, len(big))
 	d.Release()
 	require.Nil(t, d.result.Items)
+}
+
+// A read cut short by a deadline keeps what it read: the next ReadFrame
+// goes on with the same frame, in the header or in the body.
+func TestReadFrameResumesAfterADeadline(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	defer pr.Close()
+	defer pw.Close()
+	r := NewReader(pr, DefaultMaxFrame)
+	body := bytes.Repeat([]byte("0123456789"), 10)
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	frame = append(frame, body...)
+	for _, cut := range []int{2, headerLen, 40} { // in the header, after it, in the body
+		_, err := pw.Write(frame[:cut])
+		require.NoError(t, err)
+		require.NoError(t, pr.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+		_, err = r.ReadFrame()
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded, "cut at %d", cut)
+		require.NoError(t, pr.SetReadDeadline(time.Time{}))
+		_, err = pw.Write(frame[cut:])
+		require.NoError(t, err)
+		got, err := r.ReadFrame()
+		require.NoError(t, err, "cut at %d", cut)
+		assert.Equal(t, body, got, "cut at %d", cut)
+	}
 }

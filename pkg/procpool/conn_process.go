@@ -73,13 +73,17 @@ type processConn struct {
 	sendMu sync.Mutex // held while writing to stdin; guards spare
 	spare  []*batch   // the writer's buffer, swapped with out
 
-	rdMu     sync.Mutex    // guards the read role's fields below (readrole.go)
-	inflight []*batch      // posted, in order, their last result not yet read
-	leased   int           // of inflight, those leased to their callers (batch.leased)
-	rdBusy   bool          // a goroutine holds the read role
-	rdErr    error         // the stream's end or break; no one reads after it
-	rdGone   bool          // the conn's reader saw the process reaped: it reads to the end
-	rdWake   chan struct{} // wakes the conn's reader to look whether it should read
+	deadlines bool          // stdout takes read deadlines: a caller's read can be cut short (readrole.go)
+	rdWake    chan struct{} // wakes the conn's reader to look whether it should read
+
+	rdMu       sync.Mutex // guards the read role's fields below (readrole.go)
+	inflight   []*batch   // posted, in order, their last result not yet read
+	leased     int        // of inflight, those leased to their callers (batch.leased)
+	rdBusy     bool       // a goroutine holds the read role
+	rdFor      *batch     // the batch whose caller holds it, if one does
+	rdDeadline bool       // a read deadline is set on stdout: rdFor's caller's context ended
+	rdErr      error      // the stream's end or break; no one reads after it
+	rdGone     bool       // the conn's reader saw the process reaped: it reads to the end
 
 	killMu   sync.Mutex // guards isReaped, reason, killed and journal
 	isReaped bool       // the pid may name another process now: signal nothing, read nothing of it

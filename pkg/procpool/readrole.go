@@ -1,7 +1,11 @@
 package procpool
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/procpool/procpool/internal/wire"
 )
@@ -17,9 +21,10 @@ import (
 //
 // A lease lasts until its run's result is read, by whoever reads it, or
 // until it is given up, and the conn's reader reads in the caller's place:
-// when the caller waits any other way (a Get whose context can end, Done,
-// Cancel), when another goroutine holds the role as the caller comes to
-// read, when the pool has work it cannot place (the leased run may be
+// when the caller waits any other way (Done, Cancel), when its Get's
+// context ends (a read deadline cuts its read short; the frame reader keeps
+// what it read for the next reader), when another goroutine holds the role
+// as the caller comes to read, when the pool has work it cannot place (the leased run may be
 // holding a worker a queued call waits for), and at Close and Terminate. A
 // result nobody waits for is therefore read all the same once it matters.
 // The conn's reader reads whenever a run without a lease is in flight, and,
@@ -117,15 +122,25 @@ func (c *processConn) track(b *batch) (leased bool) {
 }
 
 // readFor reads the stream for the caller of b, which it leased, until b's
-// result is in or the lease ends; then the caller waits for b as any other.
-func (c *processConn) readFor(b *batch) {
+// result is in, the lease ends or ctx does; then the caller waits for b as
+// any other. The end of ctx cuts a read short with a read deadline; what it
+// read of a frame waits for the next reader.
+func (c *processConn) readFor(ctx context.Context, b *batch) {
+	if ctx.Done() != nil {
+		if !c.deadlines {
+			c.unlease(b) // no read could be cut short when ctx ends
+			return
+		}
+		stop := context.AfterFunc(ctx, func() { c.interrupt(b) })
+		defer stop()
+	}
 	for {
 		c.rdMu.Lock()
 		if !b.leased {
 			c.rdMu.Unlock()
 			return
 		}
-		if c.rdBusy || c.rdErr != nil {
+		if c.rdBusy || c.rdErr != nil || ctx.Err() != nil {
 			// Whoever reads will read b's result too, if the lease does
 			// not keep the conn's reader from it.
 			c.endLease(b)
@@ -133,13 +148,20 @@ func (c *processConn) readFor(b *batch) {
 			c.wantRead()
 			return
 		}
-		c.rdBusy = true
+		c.rdBusy, c.rdFor = true, b
 		c.rdMu.Unlock()
 
 		err := c.readOne()
 
 		c.rdMu.Lock()
-		c.rdBusy = false
+		c.rdBusy, c.rdFor = false, nil
+		if c.rdDeadline {
+			c.stdout.SetReadDeadline(time.Time{})
+			c.rdDeadline = false
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = nil // ctx ended, and the loop gives the lease up
+		}
 		if err != nil {
 			c.rdErr = err // the conn's reader reports it, and the end of the worker
 			c.endLease(b)
@@ -149,6 +171,17 @@ func (c *processConn) readFor(b *batch) {
 		if wake {
 			c.wantRead()
 		}
+	}
+}
+
+// interrupt cuts short the read of b's caller, whose context ended, if it
+// is reading: its read deadline passes at once.
+func (c *processConn) interrupt(b *batch) {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	if c.rdFor == b {
+		c.stdout.SetReadDeadline(time.Unix(1, 0))
+		c.rdDeadline = true
 	}
 }
 

@@ -191,3 +191,22 @@ func TestTerminateWhileTheCallerReads(t *testing.T) {
 		t.Fatal("Get did not return after Terminate")
 	}
 }
+
+// A Get whose context ends while it reads returns at once; the call goes
+// on, and its result is read all the same.
+func TestGetReturnsWhenItsContextEnds(t *testing.T) {
+	p, _ := newPool(t, relCfg(procpool.Config{Workers: 1}))
+	f := Sleep.Submit(p, 300)
+	c, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := f.Get(c)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 250*time.Millisecond, "Get waited for the call rather than its context")
+	v, err := getWithin(t, f, 10*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, 300, v)
+	v, err = getWithin(t, Square.Submit(p, 5), 10*time.Second)
+	require.NoError(t, err, "the stream is whole after the cut-short read")
+	assert.Equal(t, 25, v)
+}

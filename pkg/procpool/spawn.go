@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/procpool/procpool/internal/journal"
 	"github.com/procpool/procpool/internal/stderrlog"
@@ -61,6 +62,7 @@ func startProcess(s connSpec) (*processConn, error) {
 		stream:     wire.NewStream(pipes.out, pipes.in, s.maxFrame),
 		wake:       make(chan struct{}, 1),
 		rdWake:     make(chan struct{}, 1),
+		deadlines:  pipes.out.SetReadDeadline(time.Time{}) == nil,
 		done:       make(chan struct{}),
 		reaped:     make(chan struct{}),
 		stderrDone: make(chan struct{}),

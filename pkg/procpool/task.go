@@ -146,17 +146,12 @@ func (f *Future[O]) Done() <-chan struct{} {
 }
 
 // Get waits for the call to end and returns its result. If ctx ends first it
-// returns ctx.Err(); the call itself goes on. With a ctx that cannot end
-// (context.Background()), the caller of a Submit that a worker took at once
-// reads the result from the worker itself, which spares the round trip a
-// thread wake-up.
+// returns ctx.Err(); the call itself goes on. The caller of a Submit that a
+// worker took at once reads the result from the worker itself, which spares
+// the round trip a thread wake-up.
 func (f *Future[O]) Get(ctx context.Context) (O, error) {
 	if c := f.b.lessee; c != nil {
-		if ctx.Done() == nil {
-			c.readFor(f.b) // a read cannot watch ctx; one that cannot end can
-		} else {
-			c.unlease(f.b)
-		}
+		c.readFor(ctx, f.b)
 	}
 	select {
 	case <-f.ch:
