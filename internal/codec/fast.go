@@ -157,10 +157,78 @@ func kindOf(p any) kind {
 // Append appends the msgpack encoding of *v to dst and returns the
 // extended slice: byte for byte what Codec.Encode(*v) produces.
 func (f *Fast[T]) Append(dst []byte, v *T) []byte {
-	// Each case converts v to a pointer to T itself: kindOf chose k by
-	// T's exact type.
-	p := unsafe.Pointer(v)
-	switch f.k {
+	return appendKind(dst, f.k, unsafe.Pointer(v), f.s)
+}
+
+// Encode appends the encoding of *v to c's arena and returns it, exactly
+// as c.Encode(*v) would, with the same validity: until c is Reset.
+func (f *Fast[T]) Encode(c *Codec, v *T) []byte {
+	start := c.arena.Len()
+	// Appending into the arena's free space makes the Write below a copy
+	// onto itself; only a value that outgrows it is copied for real.
+	c.arena.Write(f.Append(c.arena.AvailableBuffer(), v))
+	b := c.arena.Bytes()
+	return b[start:len(b):len(b)]
+}
+
+// Decode decodes b, which must hold exactly one value, into *v, replacing
+// it whole: nothing of the old value is reused, and nothing of b is kept,
+// since callers reuse b. The result is what Codec.Decode(b, v) gives into a
+// zero *v. Decode reports false, leaving *v as it was, for anything the
+// fast path does not take: an encoding msgpack refuses for T, bytes after
+// the value, or one the fast path does not know (an extension, say; for a
+// struct, keys out of field order or unknown, or the array form). The
+// caller then decodes with Codec.Decode, which gives the error, if any.
+func (f *Fast[T]) Decode(b []byte, v *T) bool {
+	old := *v
+	*v = *new(T) // a struct plan decodes into a zero struct
+	if rest, ok := decodeKind(b, f.k, unsafe.Pointer(v), f.s); ok && len(rest) == 0 {
+		return true
+	}
+	*v = old
+	return false
+}
+
+// EncodeWith encodes v into c's arena, by f if T has a fast path (f is
+// not nil), else by c.Encode; either way the bytes, the errors and the
+// slice's validity are c.Encode's. v stays on the caller's stack on the
+// fast path.
+func EncodeWith[T any](c *Codec, f *Fast[T], v T) ([]byte, error) {
+	if f != nil {
+		return f.Encode(c, &v), nil
+	}
+	return c.Encode(v)
+}
+
+// DecodeWith decodes b into a new T, by f if T has a fast path and it
+// takes b, else by c.Decode, whose error it returns along with the T as
+// c.Decode left it. The value is c.Decode's either way, and stays on the
+// caller's stack on the fast path.
+func DecodeWith[T any](c *Codec, f *Fast[T], b []byte) (T, error) {
+	if v, ok := decodeFast(f, b); ok {
+		return v, nil
+	}
+	return decodeGeneral[T](c, b)
+}
+
+// decodeFast and decodeGeneral are apart so that the fast path's T stays
+// on the stack: Codec.Decode, which takes an any, moves the T it is given
+// to the heap, even on calls that never reach it.
+func decodeFast[T any](f *Fast[T], b []byte) (v T, ok bool) {
+	ok = f != nil && f.Decode(b, &v)
+	return v, ok
+}
+
+func decodeGeneral[T any](c *Codec, b []byte) (T, error) {
+	var v T
+	err := c.Decode(b, &v)
+	return v, err
+}
+
+// appendKind appends the encoding of the value of kind k at p; sub is the
+// plan of a struct (kStruct).
+func appendKind(dst []byte, k kind, p unsafe.Pointer, sub *structPlan) []byte {
+	switch k {
 	case kBool:
 		return appendBool(dst, *(*bool)(p))
 	case kInt:
@@ -220,175 +288,106 @@ func (f *Fast[T]) Append(dst []byte, v *T) []byte {
 	case kSlice | kBytes:
 		return appendByteSlices(dst, *(*[][]byte)(p))
 	case kStruct:
-		return f.s.append(dst, p)
+		return sub.append(dst, p)
 	}
 	panic("codec: Fast of an unknown kind")
 }
 
-// Encode appends the encoding of *v to c's arena and returns it, exactly
-// as c.Encode(*v) would, with the same validity: until c is Reset.
-func (f *Fast[T]) Encode(c *Codec, v *T) []byte {
-	start := c.arena.Len()
-	// Appending into the arena's free space makes the Write below a copy
-	// onto itself; only a value that outgrows it is copied for real.
-	c.arena.Write(f.Append(c.arena.AvailableBuffer(), v))
-	b := c.arena.Bytes()
-	return b[start:len(b):len(b)]
-}
-
-// Decode decodes b, which must hold exactly one value, into *v, replacing
-// it whole: nothing of the old value is reused, and nothing of b is kept,
-// since callers reuse b. The result is what Codec.Decode(b, v) gives into a
-// zero *v. Decode reports false, leaving *v as it was, for anything the
-// fast path does not take: an encoding msgpack refuses for T, bytes after
-// the value, or one the fast path does not know (an extension, say; for a
-// struct, keys out of field order or unknown, or the array form). The
-// caller then decodes with Codec.Decode, which gives the error, if any.
-func (f *Fast[T]) Decode(b []byte, v *T) bool {
-	p := unsafe.Pointer(v)
-	switch f.k {
+// decodeKind reads a value of kind k from the front of b into *p, and
+// returns the bytes after it; *p is written only if ok, but for a struct
+// (kStruct, by the plan sub), which is decoded into the zero struct at p,
+// in place.
+func decodeKind(b []byte, k kind, p unsafe.Pointer, sub *structPlan) (rest []byte, ok bool) {
+	switch k {
 	case kBool:
 		x, rest, ok := readBool(b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kInt:
 		x, rest, ok := readInt(b)
-		return set(p, int(x), rest, ok)
+		return put(p, int(x), rest, ok)
 	case kInt8:
 		x, rest, ok := readInt(b)
-		return set(p, int8(x), rest, ok)
+		return put(p, int8(x), rest, ok)
 	case kInt16:
 		x, rest, ok := readInt(b)
-		return set(p, int16(x), rest, ok)
+		return put(p, int16(x), rest, ok)
 	case kInt32:
 		x, rest, ok := readInt(b)
-		return set(p, int32(x), rest, ok)
+		return put(p, int32(x), rest, ok)
 	case kInt64:
 		x, rest, ok := readInt(b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kUint:
 		x, rest, ok := readInt(b)
-		return set(p, uint(x), rest, ok)
+		return put(p, uint(x), rest, ok)
 	case kUint8:
 		x, rest, ok := readInt(b)
-		return set(p, uint8(x), rest, ok)
+		return put(p, uint8(x), rest, ok)
 	case kUint16:
 		x, rest, ok := readInt(b)
-		return set(p, uint16(x), rest, ok)
+		return put(p, uint16(x), rest, ok)
 	case kUint32:
 		x, rest, ok := readInt(b)
-		return set(p, uint32(x), rest, ok)
+		return put(p, uint32(x), rest, ok)
 	case kUint64:
 		x, rest, ok := readInt(b)
-		return set(p, uint64(x), rest, ok)
+		return put(p, uint64(x), rest, ok)
 	case kFloat32:
 		x, rest, ok := readFloat32(b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kFloat64:
 		x, rest, ok := readFloat64(b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kString:
 		x, rest, ok := readString(b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kBytes:
 		x, rest, ok := readBytes(b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kBool:
 		x, rest, ok := readSlice(b, readBool)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kInt:
 		x, rest, ok := readInts[int](b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kInt8:
 		x, rest, ok := readInts[int8](b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kInt16:
 		x, rest, ok := readInts[int16](b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kInt32:
 		x, rest, ok := readInts[int32](b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kInt64:
 		x, rest, ok := readInts[int64](b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kUint:
 		x, rest, ok := readInts[uint](b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kUint16:
 		x, rest, ok := readInts[uint16](b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kUint32:
 		x, rest, ok := readInts[uint32](b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kUint64:
 		x, rest, ok := readInts[uint64](b)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kFloat32:
 		x, rest, ok := readSlice(b, readFloat32Elem)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kFloat64:
 		x, rest, ok := readSlice(b, readFloat64)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kString:
 		x, rest, ok := readSlice(b, readString)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kSlice | kBytes:
 		x, rest, ok := readSlice(b, readBytes)
-		return set(p, x, rest, ok)
+		return put(p, x, rest, ok)
 	case kStruct:
-		// The plan decodes into a zero struct, in place: the old value
-		// is kept aside (on the stack) for a refusal.
-		old := *v
-		*v = *new(T)
-		if rest, ok := f.s.decode(b, p); ok && len(rest) == 0 {
-			return true
-		}
-		*v = old
-		return false
+		return sub.decode(b, p)
 	}
 	panic("codec: Fast of an unknown kind")
-}
-
-// EncodeWith encodes v into c's arena, by f if T has a fast path (f is
-// not nil), else by c.Encode; either way the bytes, the errors and the
-// slice's validity are c.Encode's. v stays on the caller's stack on the
-// fast path.
-func EncodeWith[T any](c *Codec, f *Fast[T], v T) ([]byte, error) {
-	if f != nil {
-		return f.Encode(c, &v), nil
-	}
-	return c.Encode(v)
-}
-
-// DecodeWith decodes b into a new T, by f if T has a fast path and it
-// takes b, else by c.Decode, whose error it returns along with the T as
-// c.Decode left it. The value is c.Decode's either way, and stays on the
-// caller's stack on the fast path.
-func DecodeWith[T any](c *Codec, f *Fast[T], b []byte) (T, error) {
-	if v, ok := decodeFast(f, b); ok {
-		return v, nil
-	}
-	return decodeGeneral[T](c, b)
-}
-
-// decodeFast and decodeGeneral are apart so that the fast path's T stays
-// on the stack: Codec.Decode, which takes an any, moves the T it is given
-// to the heap, even on calls that never reach it.
-func decodeFast[T any](f *Fast[T], b []byte) (v T, ok bool) {
-	ok = f != nil && f.Decode(b, &v)
-	return v, ok
-}
-
-func decodeGeneral[T any](c *Codec, b []byte) (T, error) {
-	var v T
-	err := c.Decode(b, &v)
-	return v, err
-}
-
-// set stores x in *p if it was read whole and nothing follows it.
-func set[E any](p unsafe.Pointer, x E, rest []byte, ok bool) bool {
-	if !ok || len(rest) != 0 {
-		return false
-	}
-	*(*E)(p) = x
-	return true
 }

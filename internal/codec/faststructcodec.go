@@ -119,66 +119,8 @@ func empty(k kind, p unsafe.Pointer) bool {
 // []float32's elements, which quiets a signalling NaN.
 func appendField(dst []byte, f *fieldPlan, p unsafe.Pointer) []byte {
 	switch f.k {
-	case kBool:
-		return appendBool(dst, *(*bool)(p))
-	case kInt:
-		return appendInt(dst, int64(*(*int)(p)))
-	case kInt8:
-		return appendInt(dst, int64(*(*int8)(p)))
-	case kInt16:
-		return appendInt(dst, int64(*(*int16)(p)))
-	case kInt32:
-		return appendInt(dst, int64(*(*int32)(p)))
-	case kInt64:
-		return appendInt(dst, *(*int64)(p))
-	case kUint:
-		return appendUint(dst, uint64(*(*uint)(p)))
-	case kUint8:
-		return appendUint(dst, uint64(*(*uint8)(p)))
-	case kUint16:
-		return appendUint(dst, uint64(*(*uint16)(p)))
-	case kUint32:
-		return appendUint(dst, uint64(*(*uint32)(p)))
-	case kUint64:
-		return appendUint(dst, *(*uint64)(p))
 	case kFloat32:
 		return appendFloat32(dst, float32(float64(*(*float32)(p))))
-	case kFloat64:
-		return appendFloat64(dst, *(*float64)(p))
-	case kString:
-		return appendString(dst, *(*string)(p))
-	case kBytes:
-		return appendBytes(dst, *(*[]byte)(p))
-	case kSlice | kBool:
-		return appendBools(dst, *(*[]bool)(p))
-	case kSlice | kInt:
-		return appendInts(dst, *(*[]int)(p))
-	case kSlice | kInt8:
-		return appendInts(dst, *(*[]int8)(p))
-	case kSlice | kInt16:
-		return appendInts(dst, *(*[]int16)(p))
-	case kSlice | kInt32:
-		return appendInts(dst, *(*[]int32)(p))
-	case kSlice | kInt64:
-		return appendInts(dst, *(*[]int64)(p))
-	case kSlice | kUint:
-		return appendUints(dst, *(*[]uint)(p))
-	case kSlice | kUint16:
-		return appendUints(dst, *(*[]uint16)(p))
-	case kSlice | kUint32:
-		return appendUints(dst, *(*[]uint32)(p))
-	case kSlice | kUint64:
-		return appendUints(dst, *(*[]uint64)(p))
-	case kSlice | kFloat32:
-		return appendFloat32s(dst, *(*[]float32)(p))
-	case kSlice | kFloat64:
-		return appendFloat64s(dst, *(*[]float64)(p))
-	case kSlice | kString:
-		return appendStrings(dst, *(*[]string)(p))
-	case kSlice | kBytes:
-		return appendByteSlices(dst, *(*[][]byte)(p))
-	case kStruct:
-		return f.sub.append(dst, p)
 	case kSlice | kStruct:
 		s := (*sliceHeader)(p)
 		if s.data == nil {
@@ -190,7 +132,7 @@ func appendField(dst []byte, f *fieldPlan, p unsafe.Pointer) []byte {
 		}
 		return dst
 	}
-	panic("codec: struct field of an unknown kind")
+	return appendKind(dst, f.k, p, f.sub)
 }
 
 // decode reads a struct from the front of b into the zero struct at base,
@@ -227,99 +169,13 @@ func (p *structPlan) decode(b []byte, base unsafe.Pointer) (rest []byte, ok bool
 // through float64, as msgpack does.
 func decodeField(b []byte, f *fieldPlan, p unsafe.Pointer) (rest []byte, ok bool) {
 	switch f.k {
-	case kBool:
-		x, rest, ok := readBool(b)
-		return put(p, x, rest, ok)
-	case kInt:
-		x, rest, ok := readInt(b)
-		return put(p, int(x), rest, ok)
-	case kInt8:
-		x, rest, ok := readInt(b)
-		return put(p, int8(x), rest, ok)
-	case kInt16:
-		x, rest, ok := readInt(b)
-		return put(p, int16(x), rest, ok)
-	case kInt32:
-		x, rest, ok := readInt(b)
-		return put(p, int32(x), rest, ok)
-	case kInt64:
-		x, rest, ok := readInt(b)
-		return put(p, x, rest, ok)
-	case kUint:
-		x, rest, ok := readInt(b)
-		return put(p, uint(x), rest, ok)
-	case kUint8:
-		x, rest, ok := readInt(b)
-		return put(p, uint8(x), rest, ok)
-	case kUint16:
-		x, rest, ok := readInt(b)
-		return put(p, uint16(x), rest, ok)
-	case kUint32:
-		x, rest, ok := readInt(b)
-		return put(p, uint32(x), rest, ok)
-	case kUint64:
-		x, rest, ok := readInt(b)
-		return put(p, uint64(x), rest, ok)
 	case kFloat32:
 		x, rest, ok := readFloat32Elem(b)
 		return put(p, x, rest, ok)
-	case kFloat64:
-		x, rest, ok := readFloat64(b)
-		return put(p, x, rest, ok)
-	case kString:
-		x, rest, ok := readString(b)
-		return put(p, x, rest, ok)
-	case kBytes:
-		x, rest, ok := readBytes(b)
-		return put(p, x, rest, ok)
-	case kSlice | kBool:
-		x, rest, ok := readSlice(b, readBool)
-		return put(p, x, rest, ok)
-	case kSlice | kInt:
-		x, rest, ok := readInts[int](b)
-		return put(p, x, rest, ok)
-	case kSlice | kInt8:
-		x, rest, ok := readInts[int8](b)
-		return put(p, x, rest, ok)
-	case kSlice | kInt16:
-		x, rest, ok := readInts[int16](b)
-		return put(p, x, rest, ok)
-	case kSlice | kInt32:
-		x, rest, ok := readInts[int32](b)
-		return put(p, x, rest, ok)
-	case kSlice | kInt64:
-		x, rest, ok := readInts[int64](b)
-		return put(p, x, rest, ok)
-	case kSlice | kUint:
-		x, rest, ok := readInts[uint](b)
-		return put(p, x, rest, ok)
-	case kSlice | kUint16:
-		x, rest, ok := readInts[uint16](b)
-		return put(p, x, rest, ok)
-	case kSlice | kUint32:
-		x, rest, ok := readInts[uint32](b)
-		return put(p, x, rest, ok)
-	case kSlice | kUint64:
-		x, rest, ok := readInts[uint64](b)
-		return put(p, x, rest, ok)
-	case kSlice | kFloat32:
-		x, rest, ok := readSlice(b, readFloat32Elem)
-		return put(p, x, rest, ok)
-	case kSlice | kFloat64:
-		x, rest, ok := readSlice(b, readFloat64)
-		return put(p, x, rest, ok)
-	case kSlice | kString:
-		x, rest, ok := readSlice(b, readString)
-		return put(p, x, rest, ok)
-	case kSlice | kBytes:
-		x, rest, ok := readSlice(b, readBytes)
-		return put(p, x, rest, ok)
-	case kStruct:
-		return f.sub.decode(b, p)
 	case kSlice | kStruct:
 		return decodeStructs(b, f, p)
 	}
-	panic("codec: struct field of an unknown kind")
+	return decodeKind(b, f.k, p, f.sub)
 }
 
 // decodeStructs reads a slice of structs into the nil slice at p: nil
