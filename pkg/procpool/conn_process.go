@@ -84,6 +84,7 @@ type processConn struct {
 	rdDeadline bool       // a read deadline is set on stdout: rdFor's caller's context ended
 	rdErr      error      // the stream's end or break; no one reads after it
 	rdGone     bool       // the conn's reader saw the process reaped: it reads to the end
+	lastLeased bool       // the last run posted was leased: the conn's reader does not read ahead
 
 	killMu   sync.Mutex // guards isReaped, reason, killed and journal
 	isReaped bool       // the pid may name another process now: signal nothing, read nothing of it

@@ -53,8 +53,11 @@ func (c *processConn) readLoop() error {
 }
 
 // awaitTurn waits until the conn's reader should read, and takes the role:
-// a run without a lease is in flight, or the process is gone. It returns
-// the error a leaseholder met instead, which ends the conn.
+// a run without a lease is in flight, or the process is gone, or nothing is
+// and the last run posted was not leased. An idle worker fed by Maps is
+// read ahead, so that its next result needs no wake-up of the reader; one
+// fed by Submits is not, so that their callers can read. It returns the
+// error a leaseholder met instead, which ends the conn.
 func (c *processConn) awaitTurn() error {
 	reaped := c.reaped
 	for {
@@ -63,7 +66,8 @@ func (c *processConn) awaitTurn() error {
 			c.rdMu.Unlock()
 			return err
 		}
-		if !c.rdBusy && (len(c.inflight) > c.leased || reaped == nil) {
+		ahead := len(c.inflight) == 0 && !c.lastLeased
+		if !c.rdBusy && (len(c.inflight) > c.leased || reaped == nil || ahead) {
 			c.rdBusy = true
 			c.rdMu.Unlock()
 			return nil
@@ -112,6 +116,7 @@ func (c *processConn) track(b *batch) (leased bool) {
 	c.rdMu.Lock()
 	defer c.rdMu.Unlock()
 	c.inflight = append(c.inflight, b)
+	c.lastLeased = b.direct
 	if b.direct && c.rdErr == nil {
 		b.lessee, b.leased = c, true
 		c.leased++
