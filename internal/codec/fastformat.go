@@ -390,6 +390,13 @@ func readBytes(b []byte) (x []byte, rest []byte, ok bool) {
 // of b is refused before anything is allocated for it. (msgpack
 // allocates the whole length it reads: its cap on it is dead code.)
 func readArrayLen(b []byte) (n int, rest []byte, ok bool) {
+	return readLen(b, mFixArray, mArray16, mArray32, 1)
+}
+
+// readLen reads the header of an array or a map, whose codes are fix (its
+// first), c16 and c32, and returns its length, -1 for nil. A length whose
+// items, each of least bytes, would run past the end of b is refused.
+func readLen(b []byte, fix, c16, c32 byte, least uint64) (n int, rest []byte, ok bool) {
 	if len(b) == 0 {
 		return 0, b, false
 	}
@@ -398,16 +405,16 @@ func readArrayLen(b []byte) (n int, rest []byte, ok bool) {
 	switch {
 	case c == mNil:
 		return -1, b[1:], true
-	case c >= mFixArray && c <= mFixArray|0x0f:
+	case c >= fix && c <= fix|0x0f:
 		u, rest = uint64(c&0x0f), b[1:]
-	case c == mArray16 && len(b) >= 3:
+	case c == c16 && len(b) >= 3:
 		u, rest = uint64(be.Uint16(b[1:])), b[3:]
-	case c == mArray32 && len(b) >= 5:
+	case c == c32 && len(b) >= 5:
 		u, rest = uint64(be.Uint32(b[1:])), b[5:]
 	default:
 		return 0, b, false
 	}
-	if u > uint64(len(rest)) {
+	if least*u > uint64(len(rest)) {
 		return 0, b, false
 	}
 	return int(u), rest, true

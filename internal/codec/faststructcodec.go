@@ -38,27 +38,7 @@ func appendMapLen(dst []byte, n int) []byte {
 // readMapLen reads the header of a map and returns its number of pairs,
 // -1 for nil. A length past the end of b, at two bytes a pair, is refused.
 func readMapLen(b []byte) (n int, rest []byte, ok bool) {
-	if len(b) == 0 {
-		return 0, b, false
-	}
-	c := b[0]
-	var u uint64
-	switch {
-	case c == mNil:
-		return -1, b[1:], true
-	case c >= mFixMap && c <= mFixMap|0x0f:
-		u, rest = uint64(c&0x0f), b[1:]
-	case c == mMap16 && len(b) >= 3:
-		u, rest = uint64(be.Uint16(b[1:])), b[3:]
-	case c == mMap32 && len(b) >= 5:
-		u, rest = uint64(be.Uint32(b[1:])), b[5:]
-	default:
-		return 0, b, false
-	}
-	if 2*u > uint64(len(rest)) {
-		return 0, b, false
-	}
-	return int(u), rest, true
+	return readLen(b, mFixMap, mMap16, mMap32, 2)
 }
 
 // append writes the struct at base as msgpack does: a map of the fields

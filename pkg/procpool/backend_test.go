@@ -131,12 +131,5 @@ func TestGoroutineBackendFastRecycling(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return len(p.Stats().Workers) == 2 }, 5*time.Second, time.Millisecond,
 		"workers: %v", p.Stats().Workers)
-	closed := make(chan error, 1)
-	go func() { closed <- p.Close() }()
-	select {
-	case err := <-closed:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close hangs: the pool waits for a worker that has ended")
-	}
+	closeWithin(t, p, 10*time.Second, "Close hangs: the pool waits for a worker that has ended")
 }

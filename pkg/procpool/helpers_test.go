@@ -98,6 +98,20 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// closeWithin closes p, failing the test with why if Close has not returned
+// within d.
+func closeWithin(t *testing.T, p *procpool.Pool, d time.Duration, why string) {
+	t.Helper()
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(d):
+		t.Fatal(why)
+	}
+}
+
 // ---------------------------------------------------------------------------
 // Leaks
 

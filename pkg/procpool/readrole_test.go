@@ -110,14 +110,7 @@ func TestUnwaitedFuturesDoNotHoldThePool(t *testing.T) {
 		for i := range fs {
 			fs[i] = Square.Submit(p, i)
 		}
-		closed := make(chan error, 1)
-		go func() { closed <- p.Close() }()
-		select {
-		case err := <-closed:
-			require.NoError(t, err)
-		case <-time.After(10 * time.Second):
-			t.Fatal("Close did not return: it waited for futures nobody waits for")
-		}
+		closeWithin(t, p, 10*time.Second, "Close did not return: it waited for futures nobody waits for")
 		for i, f := range fs {
 			v, err := getWithin(t, f, time.Second)
 			require.NoError(t, err)
