@@ -136,13 +136,19 @@ func appendBytes(dst []byte, b []byte) []byte {
 
 // appendArrayLen writes the header of a slice; a nil slice is nil instead.
 func appendArrayLen(dst []byte, n int) []byte {
+	return appendLen(dst, n, mFixArray, mArray16, mArray32)
+}
+
+// appendLen writes the header of an array or a map of n items, whose codes
+// are fix (its first), c16 and c32, in the shortest form, as msgpack does.
+func appendLen(dst []byte, n int, fix, c16, c32 byte) []byte {
 	switch {
 	case n < 16:
-		return append(dst, mFixArray|byte(n))
+		return append(dst, fix|byte(n))
 	case n <= math.MaxUint16:
-		return be.AppendUint16(append(dst, mArray16), uint16(n))
+		return be.AppendUint16(append(dst, c16), uint16(n))
 	}
-	return be.AppendUint32(append(dst, mArray32), uint32(n))
+	return be.AppendUint32(append(dst, c32), uint32(n))
 }
 
 func appendBools(dst []byte, s []bool) []byte {

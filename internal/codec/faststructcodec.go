@@ -2,7 +2,6 @@ package codec
 
 import (
 	"bytes"
-	"math"
 	"reflect"
 	"unsafe"
 )
@@ -25,15 +24,7 @@ type sliceHeader struct {
 }
 
 // appendMapLen writes the header of a map of n pairs.
-func appendMapLen(dst []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(dst, mFixMap|byte(n))
-	case n <= math.MaxUint16:
-		return be.AppendUint16(append(dst, mMap16), uint16(n))
-	}
-	return be.AppendUint32(append(dst, mMap32), uint32(n))
-}
+func appendMapLen(dst []byte, n int) []byte { return appendLen(dst, n, mFixMap, mMap16, mMap32) }
 
 // readMapLen reads the header of a map and returns its number of pairs,
 // -1 for nil. A length past the end of b, at two bytes a pair, is refused.
