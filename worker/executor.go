@@ -30,6 +30,7 @@ type Executor struct {
 	budget   int           // the most bytes of outcomes in one Result
 	c        *codec.Codec
 	res      wire.Result
+	used     int             // the most items res held in the run: those release clears
 	since    time.Time       // when the calls of the part being built began
 	j        *journal.Writer // records the call running and the outcomes not yet emitted; nil: none
 
@@ -180,6 +181,7 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 // emit emits res, stamped with the time its calls took. Once a flush has
 // put the outcomes in the parent's reach, the journal forgets them.
 func (x *Executor) emit(res *wire.Result, emit Emit, flush bool) error {
+	x.used = max(x.used, len(res.Items))
 	now := time.Now()
 	res.Took, x.since = now.Sub(x.since), now
 	if err := emit(res, flush); err != nil {
@@ -197,8 +199,12 @@ func (x *Executor) emit(res *wire.Result, emit Emit, flush bool) error {
 const partItems = 4096
 
 // release forgets the values of the last run, so that they do not stay
-// alive.
-func (x *Executor) release() { clear(x.res.Items[:cap(x.res.Items)]) }
+// alive: the items it used, not the whole buffer, which a long run grew
+// and which every later tiny run would clear again.
+func (x *Executor) release() {
+	clear(x.res.Items[:x.used])
+	x.used = 0
+}
 
 // call runs one call; in progress mode under a context of its own, so that
 // cancelling it spares the rest of the run. A call whose run's context has

@@ -45,3 +45,28 @@ func TestLongRunStreamsItsResultsInParts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int{partItems, partItems, 100}, parts)
 }
+
+// TestRunsForgetTheirValues: after each run, long or short, no item of the
+// executor's buffer holds a value, which would keep its arena alive.
+func TestRunsForgetTheirValues(t *testing.T) {
+	c := codec.New()
+	x := NewExecutor(&wire.Setup{})
+	for _, calls := range []int{3000, 1, 0, 2, 500} {
+		args := make([][]byte, calls)
+		for i := range args {
+			v, err := c.Encode(i)
+			require.NoError(t, err)
+			args[i] = v
+		}
+		got := 0
+		require.NoError(t, x.Execute(&wire.Run{ID: 1, Task: "worker-test.double", Args: args}, func(res *wire.Result, _ bool) error {
+			got += len(res.Items)
+			return nil
+		}))
+		require.Equal(t, calls, got)
+		all := x.res.Items[:cap(x.res.Items)]
+		for i := range all {
+			require.Nil(t, all[i].Value, "item %d of the buffer after a run of %d calls", i, calls)
+		}
+	}
+}

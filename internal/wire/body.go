@@ -126,15 +126,16 @@ const maxKeptItems = 16 << 10
 
 // Release tells d that the Result it decoded last is no longer in use. It
 // forgets the values, so that they do not keep the frame alive, and lets go
-// of a buffer too large to keep.
+// of a buffer too large to keep. It clears the items the Result used, not
+// the whole buffer: those after them were cleared when they were released,
+// and a buffer a large Result grew would cost every small one a clear.
 func (d *Decoder) Release() {
-	items := d.result.Items[:cap(d.result.Items)]
-	if len(items) > maxKeptItems {
+	if cap(d.result.Items) > maxKeptItems {
 		d.result.Items = nil
 		return
 	}
-	clear(items)
-	d.result.Items = items[:0]
+	clear(d.result.Items)
+	d.result.Items = d.result.Items[:0]
 }
 
 // NewDecoder returns a Decoder.

@@ -402,3 +402,25 @@ func TestReadFrameResumesAfterADeadline(t *testing.T) {
 		assert.Equal(t, body, got, "cut at %d", cut)
 	}
 }
+
+// Release forgets every value a Result held, so that no frame stays alive
+// through the buffer, after large and small Results alike.
+func TestReleaseForgetsEveryValue(t *testing.T) {
+	d := NewDecoder()
+	for _, n := range []int{1000, 2, 0, 500, 1} {
+		res := &Result{ID: 1, Items: make([]Item, n)}
+		for i := range res.Items {
+			res.Items[i] = Item{Value: []byte{0xc3}}
+		}
+		body, err := NewEncoder().Message(res)
+		require.NoError(t, err)
+		m, err := d.Decode(body)
+		require.NoError(t, err)
+		require.Len(t, m.(*Result).Items, n)
+		d.Release()
+		all := d.result.Items[:cap(d.result.Items)]
+		for i := range all {
+			require.Nil(t, all[i].Value, "item %d of the buffer after a Result of %d", i, n)
+		}
+	}
+}
