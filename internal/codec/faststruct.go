@@ -65,18 +65,14 @@ func newPlan(t reflect.Type, open map[reflect.Type]bool) *structPlan {
 	if t.Kind() != reflect.Struct || open[t] || ownEncoding(t) || ownDecoding(t) || standard(t) {
 		return nil
 	}
+	if _, ok := t.FieldByName("_msgpack"); ok {
+		return nil // options for the whole struct: as_array, omitempty
+	}
 	open[t] = true
 	defer delete(open, t)
 	p := &structPlan{typ: t, size: t.Size()}
 	names := map[string]bool{}
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		if sf.Name == "_msgpack" {
-			return nil // options for the whole struct: as_array, omitempty
-		}
-		if !sf.IsExported() && !sf.Anonymous {
-			continue // msgpack skips these whatever their tag
-		}
+	for _, sf := range crossingFields(t) {
 		name, omit, ok := parseTag(sf.Tag.Get("msgpack"))
 		switch {
 		case !ok:

@@ -24,13 +24,14 @@ import (
 // when the caller waits any other way (Done, Cancel), when its Get's
 // context ends (a read deadline cuts its read short; the frame reader keeps
 // what it read for the next reader), when another goroutine holds the role
-// as the caller comes to read, when the pool has work it cannot place (the leased run may be
-// holding a worker a queued call waits for), and at Close and Terminate. A
-// result nobody waits for is therefore read all the same once it matters.
-// The conn's reader reads whenever a run without a lease is in flight, and,
-// once the process is gone, to the end of the stream, so a worker's death is
-// seen as at once as before; an idle worker that closes its stdout but lives
-// on is seen when next given work.
+// as the caller comes to read, when the pool has work it cannot place (the
+// leased run may be holding a worker a queued call waits for), and at Close
+// and Terminate. A result nobody waits for is therefore read all the same
+// once it matters. The conn's reader reads whenever a run without a lease is
+// in flight, and, once the process is gone, to the end of the stream, so a
+// worker's death is seen at once, as before. (An idle worker last given a
+// leased run that closes its stdout but lives on is seen when next given
+// work.)
 
 // readLoop reads the stream whenever it is the conn's own reader's turn,
 // until the stream ends or breaks.

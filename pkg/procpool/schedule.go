@@ -35,9 +35,9 @@ func (p *Pool) enqueue(bs ...*batch) error {
 	}
 	p.pending += len(bs)
 	p.dispatch()
-	var writers []conn
+	var writers []conn // a conn twice costs a sendNow that finds nothing left
 	for _, b := range bs {
-		if b.quiet && b.state == running && !slices.Contains(writers, b.holder.conn) {
+		if b.quiet && b.state == running {
 			writers = append(writers, b.holder.conn)
 		}
 		b.quiet, b.direct = false, false // posted later, from another goroutine, they are neither

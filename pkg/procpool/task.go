@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/procpool/procpool/internal/codec"
 	"github.com/procpool/procpool/internal/registry"
@@ -133,6 +134,8 @@ type Future[O any] struct {
 	b    *batch
 	ch   chan struct{}
 
+	unleased atomic.Bool // the lease is given up: Done, which AsCompleted calls often, takes no lock again
+
 	once sync.Once
 	val  O
 	err  error
@@ -183,8 +186,9 @@ func (f *Future[O]) Cancel() bool {
 // unlease gives up the caller's lease on reading the result (readrole.go):
 // a caller that waits any other way than in Get leaves it to the conn.
 func (f *Future[O]) unlease() {
-	if c := f.b.lessee; c != nil {
+	if c := f.b.lessee; c != nil && !f.unleased.Load() {
 		c.unlease(f.b)
+		f.unleased.Store(true)
 	}
 }
 
