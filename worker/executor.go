@@ -139,14 +139,15 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	defer x.c.Reset()
 
 	res := &x.res
-	res.ID, res.More, res.Items = r.ID, false, slices.Grow(res.Items[:0], min(len(r.Args), partItems))
+	res.ID, res.More, res.Items = r.ID, false, slices.Grow(res.Items[:0], min(r.Args.Len(), partItems))
 	x.since = time.Now()
 	defer x.release()
 	size := 0
 	h := registry.Get(r.Task)
-	for i, arg := range r.Args {
+	calls := r.Args.Len()
+	for i := range calls {
 		x.j.Start(r.ID, i)
-		it := x.call(runCtx, deadline, h, arg)
+		it := x.call(runCtx, deadline, h, r.Args.At(i))
 		n := itemSize(&it)
 		if n > x.budget {
 			it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), x.budget)}
@@ -162,13 +163,13 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 		size += n
 		// An outcome the journal cannot hold goes to the parent now, with
 		// those before it: a death must not lose a completed call.
-		if !x.j.Done(r.ID, i, &it) && !x.progress && i < len(r.Args)-1 {
+		if !x.j.Done(r.ID, i, &it) && !x.progress && i < calls-1 {
 			if err := x.emitPart(res, emit, true, nil); err != nil {
 				return err
 			}
 			size = 0
 		}
-		if (x.progress || len(res.Items) == partItems) && i < len(r.Args)-1 {
+		if (x.progress || len(res.Items) == partItems) && i < calls-1 {
 			if err := x.emitPart(res, emit, true, nil); err != nil {
 				return err
 			}

@@ -21,7 +21,7 @@ func TestGoldenFrames(t *testing.T) {
 	for i, w := range want {
 		m, err := s.stream.Read()
 		require.NoError(t, err, "frame %d, want %T", i, w)
-		require.Equal(t, w, m, "frame %d", i)
+		require.Equal(t, wire.Canonical(w), wire.Canonical(m), "frame %d", i)
 		switch m.(type) {
 		case *wire.Setup, *wire.Run, *wire.Cancel:
 		default:

@@ -21,7 +21,7 @@ var benchShapes = []struct {
 	{"1x1MiB", [][]byte{bytes.Repeat([]byte{0x5a}, 1<<20)}},
 }
 
-func benchRun(values [][]byte) *Run { return &Run{ID: 1, Task: "resize", Args: values} }
+func benchRun(values [][]byte) *Run { return &Run{ID: 1, Task: "resize", Args: ValuesOf(values...)} }
 
 func benchResult(values [][]byte) *Result {
 	items := make([]Item, len(values))

@@ -111,8 +111,7 @@ func (e *Encoder) forget() {
 // Decoder decodes message bodies. Byte fields of a decoded message refer
 // into the body; the caller must not reuse it while they are in use. A
 // decoded Result is the Decoder's own, reused by the next Decode once the
-// caller has called Release: results are the parent's hot path, and it is
-// done with each before the next.
+// caller has called Release; its Values and Fails are the caller's to keep.
 type Decoder struct {
 	result Result
 	b      []byte // the body being decoded
@@ -120,23 +119,10 @@ type Decoder struct {
 	err    error  // the first error of the readers in parse.go
 }
 
-// maxKeptItems bounds the items buffer a Decoder keeps between results
-// (64 bytes each): a result of a huge chunk gets a buffer of its own.
-const maxKeptItems = 16 << 10
-
-// Release tells d that the Result it decoded last is no longer in use. It
-// forgets the values, so that they do not keep the frame alive, and lets go
-// of a buffer too large to keep. It clears the items the Result used, not
-// the whole buffer: those after them were cleared when they were released,
-// and a buffer a large Result grew would cost every small one a clear.
-func (d *Decoder) Release() {
-	if cap(d.result.Items) > maxKeptItems {
-		d.result.Items = nil
-		return
-	}
-	clear(d.result.Items)
-	d.result.Items = d.result.Items[:0]
-}
+// Release tells d that the Result it decoded last is no longer in use:
+// d forgets it, so that it does not keep the frame alive. The Values and
+// Fails it held stay valid for whoever kept them.
+func (d *Decoder) Release() { d.result = Result{} }
 
 // NewDecoder returns a Decoder.
 func NewDecoder() *Decoder { return &Decoder{} }

@@ -98,17 +98,72 @@ type Ready struct {
 type Run struct {
 	ID       uint64
 	Task     string
-	Args     [][]byte
+	Args     Values
 	Deadline int64
 }
 
 // Result carries the outcomes of a Run, in argument order. A result too big
 // for one frame is split: every part but the last has More set.
+//
+// A worker builds Items, and Encode writes them. Decode, on the parent's
+// hot path, reads them into Values and Fails instead, which cost a large
+// result no record per call; Outcomes turns them back into Items.
 type Result struct {
 	ID    uint64
 	More  bool
 	Took  time.Duration // the worker's time on this part's calls, which the parent's scheduler learns from
 	Items []Item
+
+	Values Values // one per call: its value, or nothing if it failed (decoded)
+	Fails  []Fail // the calls that failed, in order (decoded)
+}
+
+// Fail is the outcome of a call that did not succeed, and its index in
+// its Result.
+type Fail struct {
+	Index int
+	Item  Item
+}
+
+// Len is the number of outcomes r holds.
+func (r *Result) Len() int {
+	if r.Items != nil {
+		return len(r.Items)
+	}
+	return r.Values.Len()
+}
+
+// Outcomes returns the outcomes r holds as Items.
+func (r *Result) Outcomes() []Item {
+	if r.Items != nil || r.Values.Len() == 0 {
+		return r.Items
+	}
+	items := make([]Item, r.Values.Len())
+	for i := range items {
+		items[i].Value = r.Values.At(i)
+	}
+	for _, f := range r.Fails {
+		items[f.Index] = f.Item
+	}
+	return items
+}
+
+// Pack returns items as a decoded Result holds them, with the values
+// copied into one buffer.
+func Pack(items []Item) (Values, []Fail) {
+	n := 0
+	for i := range items {
+		n += len(items[i].Value)
+	}
+	vs := Values{Buf: make([]byte, 0, n), Span: make([]uint32, 0, 2*len(items))}
+	var fails []Fail
+	for i := range items {
+		vs.Add(items[i].Value)
+		if items[i].Status != StatusOK {
+			fails = append(fails, Fail{Index: i, Item: items[i]})
+		}
+	}
+	return vs, fails
 }
 
 // Cancel asks the worker to cancel the Run with this ID: the context of the
@@ -194,11 +249,11 @@ func (m *Ready) decode(d *Decoder) error {
 
 func (m *Run) encode(enc *Encoder) error {
 	e := enc.enc
-	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(len(m.Args))); err != nil {
+	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(m.Args.Len())); err != nil {
 		return err
 	}
-	for _, a := range m.Args {
-		if err := enc.bin(a); err != nil {
+	for i := range m.Args.Len() {
+		if err := enc.bin(m.Args.At(i)); err != nil {
 			return err
 		}
 	}
@@ -213,22 +268,25 @@ func (m *Run) decode(d *Decoder) error {
 	if d.err != nil {
 		return d.err
 	}
-	m.Args = make([][]byte, n)
-	for i := range m.Args {
-		if m.Args[i] = d.bin("an argument"); d.err != nil {
+	m.Args = Values{Buf: d.b, Span: make([]uint32, 0, 2*n)}
+	for range n {
+		v := d.bin("an argument")
+		if d.err != nil {
 			return d.err
 		}
+		m.Args.Span = append(m.Args.Span, uint32(d.off-len(v)), uint32(d.off))
 	}
 	return nil
 }
 
 func (m *Result) encode(enc *Encoder) error {
 	e := enc.enc
-	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(m.Items))); err != nil {
+	items := m.Outcomes()
+	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(items))); err != nil {
 		return err
 	}
-	for i := range m.Items {
-		if err := m.Items[i].encode(enc); err != nil {
+	for i := range items {
+		if err := items[i].encode(enc); err != nil {
 			return err
 		}
 	}
@@ -243,24 +301,26 @@ func (m *Result) decode(d *Decoder) error {
 	if d.err != nil {
 		return d.err
 	}
-	if m.Items == nil || cap(m.Items) < n {
-		m.Items = make([]Item, n)
-	} else {
-		m.Items = m.Items[:n] // each item is overwritten whole
-	}
-	for i := range m.Items {
+	// The spans are the caller's to keep, with the frame: a new slice.
+	m.Items, m.Fails = nil, nil
+	m.Values = Values{Buf: d.b, Span: make([]uint32, 0, 2*n)}
+	for i := range n {
 		// The usual item, OK and short, without the calls.
 		if b, at := d.b, d.off; at+1 < len(b) && b[at] == codeBin8 {
 			if n, start := int(b[at+1]), at+2; n <= len(b)-start {
 				d.off = start + n
-				m.Items[i] = Item{Value: b[start:d.off:d.off]}
+				m.Values.Span = append(m.Values.Span, uint32(start), uint32(d.off))
 				continue
 			}
 		}
-		if d.item(&m.Items[i]); d.err != nil {
-			clear(m.Items[i:]) // what is left of an earlier result
+		var it Item
+		if d.item(&it); d.err != nil {
 			return d.err
 		}
+		if it.Status != StatusOK {
+			m.Fails = append(m.Fails, Fail{Index: i, Item: it})
+		}
+		m.Values.Span = append(m.Values.Span, uint32(d.off-len(it.Value)), uint32(d.off))
 	}
 	return nil
 }

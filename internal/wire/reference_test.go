@@ -178,12 +178,13 @@ func (d *refDecoder) decode(m Message) error {
 		if err != nil {
 			return err
 		}
-		m.Args = make([][]byte, n)
-		for i := range m.Args {
-			if m.Args[i], err = d.bin(); err != nil {
+		args := make([][]byte, n)
+		for i := range args {
+			if args[i], err = d.bin(); err != nil {
 				return err
 			}
 		}
+		m.Args = ValuesOf(args...)
 		return nil
 	case *Result:
 		if err := firstErr(d.dec.Decode(&m.ID), d.dec.Decode(&m.More), d.dec.Decode(&m.Took)); err != nil {
@@ -245,13 +246,14 @@ func refEncode(tb testing.TB, m Message) []byte {
 	var err error
 	switch m := m.(type) {
 	case *Run:
-		err = firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(len(m.Args)))
-		for _, a := range m.Args {
-			err = firstErr(err, e.EncodeBytes(a))
+		err = firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(m.Args.Len()))
+		for i := range m.Args.Len() {
+			err = firstErr(err, e.EncodeBytes(m.Args.At(i)))
 		}
 	case *Result:
-		err = firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(m.Items)))
-		for _, it := range m.Items {
+		items := m.Outcomes()
+		err = firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(items)))
+		for _, it := range items {
 			if it.Status == StatusOK {
 				err = firstErr(err, e.EncodeBytes(it.Value))
 				continue

@@ -29,7 +29,7 @@ func TestRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			got, err := NewDecoder().Decode(body)
 			require.NoError(t, err)
-			require.Equal(t, s.expected(), got)
+			require.Equal(t, Canonical(s.expected()), Canonical(got))
 
 			_, err = r.ReadFrame()
 			require.Equal(t, io.EOF, err, "a clean end of stream must be io.EOF itself, not wrapped")
@@ -49,8 +49,8 @@ func TestStream(t *testing.T) {
 			require.NoError(t, w.Write(s.msg))
 			want = append(want, s.expected())
 		}
-		require.NoError(t, w.Write(&Run{ID: uint64(i), Task: "t", Args: [][]byte{bytes.Repeat([]byte{byte(i)}, i*997)}}))
-		want = append(want, &Run{ID: uint64(i), Task: "t", Args: [][]byte{bytes.Repeat([]byte{byte(i)}, i*997)}})
+		require.NoError(t, w.Write(&Run{ID: uint64(i), Task: "t", Args: ValuesOf(bytes.Repeat([]byte{byte(i)}, i*997))}))
+		want = append(want, &Run{ID: uint64(i), Task: "t", Args: ValuesOf(bytes.Repeat([]byte{byte(i)}, i*997))})
 	}
 	require.NoError(t, w.Flush())
 	stream := buf.Bytes()
@@ -68,7 +68,7 @@ func TestStream(t *testing.T) {
 				require.NoError(t, err, "frame %d", i)
 				got, err := d.Decode(body)
 				require.NoError(t, err, "frame %d", i)
-				require.Equal(t, m, got, "frame %d", i)
+				require.Equal(t, Canonical(m), Canonical(got), "frame %d", i)
 			}
 			_, err := r.ReadFrame()
 			require.Equal(t, io.EOF, err)
@@ -88,15 +88,15 @@ func TestWriterBuffers(t *testing.T) {
 }
 
 func TestLimitIsInclusive(t *testing.T) {
-	body := encode(t, &Run{ID: 1, Task: "t", Args: [][]byte{make([]byte, 100)}})
+	body := encode(t, &Run{ID: 1, Task: "t", Args: ValuesOf(make([]byte, 100))})
 	limit := len(body)
 
 	var buf bytes.Buffer
 	w := NewWriter(&buf, limit)
 	require.Equal(t, limit, w.Max())
-	require.NoError(t, w.Write(&Run{ID: 1, Task: "t", Args: [][]byte{make([]byte, 100)}}))
+	require.NoError(t, w.Write(&Run{ID: 1, Task: "t", Args: ValuesOf(make([]byte, 100))}))
 	w.SetMax(limit - 1)
-	require.ErrorIs(t, w.Write(&Run{ID: 1, Task: "t", Args: [][]byte{make([]byte, 100)}}), ErrFrameTooLarge)
+	require.ErrorIs(t, w.Write(&Run{ID: 1, Task: "t", Args: ValuesOf(make([]byte, 100))}), ErrFrameTooLarge)
 	require.NoError(t, w.Flush())
 
 	stream := append(frame(body), frame(body)...)
@@ -113,7 +113,7 @@ func TestLimitIsInclusive(t *testing.T) {
 func TestWriteTooLarge(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf, 64)
-	err := w.Write(&Run{ID: 1, Task: "t", Args: [][]byte{make([]byte, 100)}})
+	err := w.Write(&Run{ID: 1, Task: "t", Args: ValuesOf(make([]byte, 100))})
 	require.ErrorIs(t, err, ErrFrameTooLarge)
 	assert.Contains(t, err.Error(), "run message")
 	require.NoError(t, w.Flush())
@@ -169,7 +169,7 @@ func TestReadFrameTooLargeAllocates(t *testing.T) {
 }
 
 func TestReadFrameCut(t *testing.T) {
-	body := encode(t, &Run{ID: 1, Task: "t", Args: [][]byte{[]byte("argument")}})
+	body := encode(t, &Run{ID: 1, Task: "t", Args: ValuesOf([]byte("argument"))})
 	full := frame(body)
 	tests := []struct {
 		name   string
@@ -274,22 +274,22 @@ func TestDecodeLengthsAllocate(t *testing.T) {
 // the body, and are capped so appending to one cannot overwrite the next.
 func TestDecodeAliases(t *testing.T) {
 	t.Run("run args", func(t *testing.T) {
-		body := encode(t, &Run{ID: 1, Task: "t", Args: [][]byte{[]byte("first"), []byte("second")}})
+		body := encode(t, &Run{ID: 1, Task: "t", Args: ValuesOf([]byte("first"), []byte("second"))})
 		m, err := NewDecoder().Decode(body)
 		require.NoError(t, err)
 		args := m.(*Run).Args
 
 		body[bytes.Index(body, []byte("first"))] = 'F'
-		require.Equal(t, "First", string(args[0]))
+		require.Equal(t, "First", string(args.At(0)))
 
-		_ = append(args[0], "XXXXXXXX"...)
-		require.Equal(t, "second", string(args[1]))
+		_ = append(args.At(0), "XXXXXXXX"...)
+		require.Equal(t, "second", string(args.At(1)))
 	})
 	t.Run("result values", func(t *testing.T) {
 		body := encode(t, &Result{ID: 1, Items: []Item{{Value: []byte("first")}, {Value: []byte("second")}}})
 		m, err := NewDecoder().Decode(body)
 		require.NoError(t, err)
-		items := m.(*Result).Items
+		items := m.(*Result).Outcomes()
 
 		body[bytes.Index(body, []byte("second"))] = 'S'
 		require.Equal(t, "Second", string(items[1].Value))
@@ -349,8 +349,9 @@ func TestRoleArg(t *testing.T) {
 }
 
 // TestResultReuse: a Decoder reuses its Result, yet each decode stands
-// alone (no status leaks from an earlier item), and Release drops a buffer
-// too large to keep.
+// alone (no failure leaks from an earlier one), what the caller kept of a
+// Result stays valid after Release and the next Decode, and Release lets
+// go of the frame.
 func TestResultReuse(t *testing.T) {
 	enc := NewEncoder()
 	d := NewDecoder()
@@ -362,19 +363,16 @@ func TestResultReuse(t *testing.T) {
 		return got.(*Result)
 	}
 	first := decode(&Result{ID: 1, Items: []Item{{Status: StatusPanic, Message: "boom", Stack: "s"}, {Value: []byte{1}}}})
-	require.Equal(t, StatusPanic, first.Items[0].Status)
+	require.Equal(t, []Fail{{Index: 0, Item: Item{Status: StatusPanic, Message: "boom", Stack: "s"}}}, first.Fails)
+	kept := first.Values
+	d.Release()
 	second := decode(&Result{ID: 2, Items: []Item{{Value: []byte{2}}}})
-	require.Equal(t, []Item{{Value: []byte{2}}}, second.Items)
+	require.Empty(t, second.Fails)
+	require.Equal(t, []Item{{Value: []byte{2}}}, second.Outcomes())
+	require.Equal(t, []byte{1}, kept.At(1), "a kept value outlives the next decode")
+	require.Empty(t, kept.At(0), "a failed call has no value")
 	d.Release()
-	require.Zero(t, d.result.Items[:1][0], "released values do not pin the frame")
-
-	big := make([]Item, maxKeptItems+1)
-	for i := range big {
-		big[i].Value = []byte{byte(i)}
-	}
-	require.Len(t, decode(&Result{ID: 3, Items: big}).Items, len(big))
-	d.Release()
-	require.Nil(t, d.result.Items)
+	require.Zero(t, d.result, "released values do not pin the frame")
 }
 
 // A read cut short by a deadline keeps what it read: the next ReadFrame
@@ -403,8 +401,8 @@ func TestReadFrameResumesAfterADeadline(t *testing.T) {
 	}
 }
 
-// Release forgets every value a Result held, so that no frame stays alive
-// through the buffer, after large and small Results alike.
+// Release forgets the Result, so that no frame stays alive through the
+// Decoder, after large and small Results alike.
 func TestReleaseForgetsEveryValue(t *testing.T) {
 	d := NewDecoder()
 	for _, n := range []int{1000, 2, 0, 500, 1} {
@@ -416,11 +414,8 @@ func TestReleaseForgetsEveryValue(t *testing.T) {
 		require.NoError(t, err)
 		m, err := d.Decode(body)
 		require.NoError(t, err)
-		require.Len(t, m.(*Result).Items, n)
+		require.Equal(t, n, m.(*Result).Len())
 		d.Release()
-		all := d.result.Items[:cap(d.result.Items)]
-		for i := range all {
-			require.Nil(t, all[i].Value, "item %d of the buffer after a Result of %d", i, n)
-		}
+		require.Zero(t, d.result, "after a Result of %d", n)
 	}
 }

@@ -28,10 +28,10 @@ func TestWriteSegments(t *testing.T) {
 	}
 	items = append(items, Item{Status: StatusPanic, Message: "boom", Stack: "stack"})
 	msgs := []Message{
-		&Run{ID: 1, Task: "t", Args: vs},
+		&Run{ID: 1, Task: "t", Args: ValuesOf(vs...)},
 		&Result{ID: 2, Items: items},
 		&Cancel{ID: 3},
-		&Run{ID: 4, Task: "big", Args: [][]byte{vs[len(vs)-2]}},
+		&Run{ID: 4, Task: "big", Args: ValuesOf(vs[len(vs)-2])},
 		&Result{ID: 5, More: true, Items: items[len(items)-3 : len(items)-2]},
 		&Setup{MaxFrame: DefaultMaxFrame, InitTask: "init", InitArg: vs[len(vs)-2]},
 		&Ready{Init: Item{Value: vs[4]}},
@@ -52,7 +52,7 @@ func TestWriteSegments(t *testing.T) {
 	for _, pad := range []int{1, 100, bufSize - 5000, bufSize - 10} {
 		var buf bytes.Buffer
 		w := NewWriter(&buf, DefaultMaxFrame)
-		filler := &Run{ID: 9, Task: "pad", Args: [][]byte{make([]byte, pad)}}
+		filler := &Run{ID: 9, Task: "pad", Args: ValuesOf(make([]byte, pad))}
 		require.NoError(t, w.Write(filler))
 		for _, m := range msgs {
 			require.NoError(t, w.Write(m))
@@ -102,7 +102,7 @@ func TestEncodeMatchesReference(t *testing.T) {
 	}
 	items = append(items, Item{Status: StatusError, Message: "m", Codes: []string{"a"}}, Item{Status: StatusTooLarge})
 	for _, m := range []Message{
-		&Run{ID: 1, Task: "t", Args: vs, Deadline: -5},
+		&Run{ID: 1, Task: "t", Args: ValuesOf(vs...), Deadline: -5},
 		&Run{ID: 1 << 40, Task: "t"},
 		&Result{ID: 2, More: true, Took: 300, Items: items},
 		&Result{ID: 3},

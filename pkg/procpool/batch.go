@@ -3,6 +3,8 @@ package procpool
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/procpool/procpool/internal/wire"
 )
 
 // batch is the unit of scheduling: one Run message, a chunk of calls of one
@@ -10,9 +12,9 @@ import (
 type batch struct {
 	id    uint64
 	task  string
-	args  [][]byte  // encoded arguments
-	out   []outcome // one per argument
-	got   int       // outcomes received so far; a large run's results come in parts
+	args  wire.Values // encoded arguments
+	outs  outcomes    // how its calls ended
+	got   int         // outcomes received so far; a large run's results come in parts
 	state batchState
 	done  func() // called once, under the pool's lock, when every outcome is set
 
@@ -26,6 +28,7 @@ type batch struct {
 	expect   time.Duration   // what it was expected to take when posted; 0 if not measured
 	tries    int             // times its calls were lost with a worker
 	parent   *batch          // for a call split from a lost chunk: the chunk
+	at       int             // for a call split from a lost chunk: its index in parent
 	quiet    bool            // being posted by enqueue, whose caller writes it (conn.sendNow): the conn's writer is not woken
 	direct   bool            // a Submit's, being posted during the Submit: its caller may read its result (readrole.go)
 	lessee   *processConn    // the conn that leased reading b's result to its caller; set before Submit returns
@@ -52,17 +55,26 @@ const (
 	finished                       // every outcome set
 )
 
-// outcome is how one call ended: its encoded result, or an error, from the
-// worker (the task's own) or from the pool (the worker died, the call was
-// cancelled, ...).
-type outcome struct {
-	value   []byte
-	err     error
-	culprit bool // err is the death of the worker while it ran this call
+func newBatch(task string, args wire.Values, done func()) *batch {
+	return &batch{task: task, args: args, done: done}
 }
 
-func newBatch(task string, args [][]byte, done func()) *batch {
-	return &batch{task: task, args: args, out: make([]outcome, len(args)), done: done}
+// failedBatch returns a batch of one call that failed with err before it
+// was queued.
+func failedBatch(task string, err error) *batch {
+	b := &batch{task: task, args: wire.ValuesOf(nil), state: finished}
+	b.failCall(0, err, false)
+	return b
+}
+
+// calls is the number of calls b holds.
+func (b *batch) calls() int { return b.args.Len() }
+
+// failCall records that call j failed with err, unless it already has.
+func (b *batch) failCall(j int, err error, culprit bool) {
+	if b.outs.err(j) == nil {
+		b.outs.fail(b.calls(), j, err, culprit)
+	}
 }
 
 // deadlineNanos is b's deadline in Unix nanoseconds, or 0 for none.

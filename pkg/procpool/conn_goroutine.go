@@ -109,22 +109,11 @@ func (c *goroutineConn) run() {
 	}
 }
 
-// deliver hands a Result to the scheduler, with the values copied out of the
-// executor's arena, which it reuses: the caller owns them, as it would
-// values read from a pipe.
+// deliver hands a Result to the scheduler as it would come from a pipe,
+// with the values copied out of the executor's arena, which it reuses.
 func (c *goroutineConn) deliver(res *wire.Result, _ bool) error {
-	n := 0
-	for i := range res.Items {
-		n += len(res.Items[i].Value)
-	}
-	arena := make([]byte, 0, n)
-	for i := range res.Items {
-		if v := res.Items[i].Value; v != nil {
-			arena = append(arena, v...)
-			res.Items[i].Value = arena[len(arena)-len(v) : len(arena) : len(arena)]
-		}
-	}
-	if c.ev.result(res) != nil {
+	vals, fails := wire.Pack(res.Items)
+	if c.ev.result(&wire.Result{ID: res.ID, More: res.More, Took: res.Took, Values: vals, Fails: fails}) != nil {
 		return errAbandoned
 	}
 	return nil

@@ -1,6 +1,9 @@
 package procpool
 
-import "github.com/procpool/procpool/internal/journal"
+import (
+	"github.com/procpool/procpool/internal/journal"
+	"github.com/procpool/procpool/internal/wire"
+)
 
 // This file reads what a dead worker's journal says (package journal): the
 // outcomes of the calls that completed but had not reached the pipe, and
@@ -48,13 +51,14 @@ func (p *Pool) recoverLast(m *member, last *journal.Record) culprit {
 			m.log.Warn("worker's journal does not follow on from its results; its death is charged to every call it held", "run", en.Run, "index", en.Index, "got", b.got)
 			return culprit{}
 		}
-		p.received(m, b, &en.Item)
-		if b.got == len(b.args) && b.state != finished {
+		vals, fails := wire.Pack([]wire.Item{en.Item})
+		p.received(m, b, vals, fails)
+		if b.got == b.calls() && b.state != finished {
 			p.finish(b)
 		}
 	}
 	c := culprit{known: true}
-	if b := held(last.Run); last.Run != 0 && b != nil && last.Index >= b.got && b.got < len(b.args) {
+	if b := held(last.Run); last.Run != 0 && b != nil && last.Index >= b.got && b.got < b.calls() {
 		if last.Index > b.got {
 			m.log.Warn("worker's journal names a call after the next one; its death is charged to every call it held", "run", last.Run, "index", last.Index, "got", b.got)
 			return culprit{}

@@ -36,7 +36,7 @@ func (p *Pool) cancelCall(b *batch) bool {
 	p.cancel(b)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return b.state == finished && b.out[0].err == context.Canceled
+	return b.state == finished && b.outs.err(0) == context.Canceled
 }
 
 // abandonRun fails every call of b, held by a worker, that has no outcome
@@ -58,8 +58,8 @@ func (p *Pool) abandonRun(b *batch, err error) {
 // after it run.
 func (p *Pool) abandon(b *batch, i int, err error) {
 	m := b.holder
-	b.out[i].err = err
-	if b.got == i && i == len(b.out)-1 {
+	b.failCall(i, err, false)
+	if b.got == i && i == b.calls()-1 {
 		p.finish(b) // m still holds it; deliver and ended skip it
 	}
 	m.conn.cancel(b.id, false)
@@ -82,7 +82,7 @@ func (p *Pool) callStarted(m *member, now time.Time) {
 		return
 	}
 	b := m.held[0]
-	if b.out[b.got].err != nil {
+	if b.outs.err(b.got) != nil {
 		p.escalate(m)
 		return
 	}

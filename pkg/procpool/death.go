@@ -61,7 +61,7 @@ func (p *Pool) decide(m *member, e *WorkerExitError, cause endCause, last *journ
 	}
 	for _, b := range m.held {
 		if b.state != finished {
-			e.Held += len(b.args) - b.got
+			e.Held += b.calls() - b.got
 		}
 	}
 	replace := p.state == open || p.state == closing
@@ -138,8 +138,8 @@ func (p *Pool) breakPool(cause error, why string, dead *member) {
 	kill := "the pool broke: " + why
 	if dead != nil {
 		dead.log.Error(why, "error", cause, "held", describe(dead.held))
-		if c := dead.culprit; c.b != nil && c.b.out[c.i].err == nil {
-			c.b.out[c.i] = outcome{err: p.brokenErr(), culprit: true}
+		if c := dead.culprit; c.b != nil {
+			c.b.failCall(c.i, p.brokenErr(), true)
 		}
 		p.failHeld(dead, p.brokenErr)
 		kill = fmt.Sprintf("the pool broke when worker pid %d died", dead.conn.pid())
@@ -206,18 +206,18 @@ func (p *Pool) salvage(m *member, e *WorkerExitError, how charge) {
 			return true
 		}
 		var retry, again []int
-		for j := b.got; j < len(b.args); j++ {
+		for j := b.got; j < b.calls(); j++ {
 			switch {
-			case b.out[j].err != nil:
+			case b.outs.err(j) != nil:
 			case !ran(j):
 				again = append(again, j)
 			case how == chargeMemory:
-				b.out[j] = outcome{err: p.memoryError(m, e), culprit: c.known}
+				b.outs.fail(b.calls(), j, p.memoryError(m, e), c.known)
 				p.counts.memoryKills++
 			case b.tries < p.cfg.Retries:
 				retry = append(retry, j)
 			default:
-				b.out[j] = outcome{err: fmt.Errorf("%w: %w", ErrWorkerLost, e), culprit: c.known}
+				b.outs.fail(b.calls(), j, fmt.Errorf("%w: %w", ErrWorkerLost, e), c.known)
 				p.counts.lost++
 			}
 		}
@@ -239,7 +239,7 @@ func (p *Pool) salvage(m *member, e *WorkerExitError, how charge) {
 func (p *Pool) requeuePieces(b *batch, idx []int, tries int) {
 	for _, j := range slices.Backward(idx) {
 		p.nextID++
-		piece := &batch{id: p.nextID, task: b.task, args: b.args[j : j+1], out: b.out[j : j+1], tries: tries, state: queued, parent: b, cost: b.cost, deadline: b.deadline}
+		piece := &batch{id: p.nextID, task: b.task, args: b.args.Slice(j, j+1), tries: tries, state: queued, parent: b, at: j, cost: b.cost, deadline: b.deadline}
 		if b.elem != nil {
 			piece.elem = func(int) int { return b.elem(j) }
 		}
@@ -303,7 +303,7 @@ func describe(bs []*batch) string {
 	parts := make([]string, 0, len(bs))
 	for _, b := range bs {
 		if b.state != finished {
-			parts = append(parts, fmt.Sprintf("%s×%d", b.task, len(b.args)-b.got))
+			parts = append(parts, fmt.Sprintf("%s×%d", b.task, b.calls()-b.got))
 		}
 	}
 	return strings.Join(parts, ", ")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/wire"
 )
 
 // argEncoder encodes arguments of one task, of type I, into the buffer of
@@ -15,10 +16,10 @@ type argEncoder[I any] struct {
 	maxFrame int            // the frame limit an argument must fit in; 0: no check
 	fast     *codec.Fast[I] // nil: through c
 	c        *codec.Codec
-	buf      []byte   // the chunk being built
-	ends     []int    // where each argument in buf ends
-	last     int      // the size of the chunk taken last, to size the next
-	free     [][]byte // buffers of finished chunks, to build the next ones in
+	buf      []byte        // the chunk being built
+	span     []uint32      // where each argument in buf starts and ends
+	last     int           // the size of the chunk taken last, to size the next
+	free     []wire.Values // the arguments of finished chunks, whose buffers build the next ones
 }
 
 // add encodes *v after the arguments already added. A value that cannot be
@@ -27,7 +28,8 @@ func (e *argEncoder[I]) add(v *I) error {
 	start := len(e.buf)
 	if start == 0 && cap(e.buf) == 0 {
 		if n := len(e.free); n > 0 {
-			e.buf, e.free = e.free[n-1], e.free[:n-1]
+			e.buf, e.span = e.free[n-1].Buf[:0], e.free[n-1].Span[:0]
+			e.free = e.free[:n-1]
 		} else if e.last > 0 {
 			e.buf = make([]byte, 0, e.last)
 		}
@@ -45,42 +47,37 @@ func (e *argEncoder[I]) add(v *I) error {
 		e.buf = e.buf[:start]
 		return &CodecError{Task: e.task, Stage: EncodeArgument, Message: err.Error(), Err: err}
 	}
-	e.ends = append(e.ends, len(e.buf))
+	e.span = append(e.span, uint32(start), uint32(len(e.buf)))
 	return nil
 }
 
 // count is the number of arguments added and not taken.
-func (e *argEncoder[I]) count() int { return len(e.ends) }
+func (e *argEncoder[I]) count() int { return len(e.span) / 2 }
 
 // size is the encoded size of the arguments added and not taken.
 func (e *argEncoder[I]) size() int { return len(e.buf) }
 
-// take returns the arguments added, and the buffer they are slices of, and
-// starts a new chunk.
-func (e *argEncoder[I]) take() (args [][]byte, buf []byte) {
-	if len(e.ends) == 0 {
-		return nil, nil
+// take returns the arguments added, which are theirs to keep, and starts
+// a new chunk.
+func (e *argEncoder[I]) take() wire.Values {
+	if len(e.span) == 0 {
+		return wire.Values{}
 	}
-	args = make([][]byte, len(e.ends))
-	start := 0
-	for i, end := range e.ends {
-		args[i] = e.buf[start:end:end]
-		start = end
-	}
-	buf, e.last = e.buf, len(e.buf)
-	e.buf, e.ends = nil, e.ends[:0]
-	return args, buf
+	args := wire.Values{Buf: e.buf, Span: e.span}
+	e.last = len(e.buf)
+	e.buf, e.span = nil, nil
+	return args
 }
 
 // maxFree bounds the buffers an encoder keeps for later chunks.
 const maxFree = 8
 
-// recycle gives back the buffer of a chunk whose arguments nothing reads
-// any more, to build a later chunk in: a Map of large arguments then
-// allocates for its window, not for its input.
-func (e *argEncoder[I]) recycle(buf []byte) {
-	if cap(buf) >= e.last && len(e.free) < maxFree {
-		e.free = append(e.free, buf[:0])
+// recycle gives back the arguments of a chunk that nothing reads any more,
+// to build a later chunk in: a Map of large arguments then allocates for
+// its window, not for its input.
+func (e *argEncoder[I]) recycle(args wire.Values) {
+	if cap(args.Buf) >= e.last && len(e.free) < maxFree {
+		e.free = append(e.free, args)
 	}
 }
 

@@ -161,8 +161,7 @@ func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool),
 		finish()
 		return f, false
 	}
-	args, _ := e.take()
-	b := newBatch(t.name, args, finish)
+	b := newBatch(t.name, e.take(), finish)
 	b.deadline, _ = ctx.Deadline()
 	b.elem = f.elem
 	if err := p.enqueue(b); err != nil {
@@ -196,11 +195,18 @@ func (f *flight) elem(k int) int {
 func (t *Task[I, O]) yieldFlight(f *flight, yield func(O, error) bool) bool {
 	c := codec.Get()
 	defer codec.Put(c)
+	var cur cursor
+	if f.b != nil {
+		cur = f.b.outs.cursor()
+	}
 	k := 0
 	for i, err := range f.errs {
 		var v O
 		if err == nil {
-			err = decodeOutcome(c, t.fastOut, t.name, &f.b.out[k], &v)
+			value, fl := cur.at(k)
+			if err = fl.err; err == nil {
+				err = decodeValue(c, t.fastOut, t.name, value, &v)
+			}
 			k++
 		}
 		if err != nil {

@@ -171,10 +171,10 @@ func (m *mapRun[I, O]) chunk() (*batch, error) {
 			return nil, &ElementError{Index: i, Err: err}
 		}
 	}
-	args, buf := m.e.take()
-	m.next += len(args)
+	args := m.e.take()
+	m.next += args.Len()
 	b := newBatch(m.t.name, args, nil)
-	b.buf = buf
+	b.buf = args.Buf
 	b.first = start
 	b.elem = func(i int) int { return start + i }
 	b.deadline = m.deadline
@@ -186,15 +186,31 @@ func (m *mapRun[I, O]) chunk() (*batch, error) {
 func (m *mapRun[I, O]) decode(b *batch) {
 	m.liveBytes -= len(b.buf)
 	delete(m.live, b)
-	for j := range b.out {
-		at := b.first + j
-		culprit := b.out[j].culprit
-		if err := decodeOutcome(m.c, m.t.fastOut, m.t.name, &b.out[j], &m.out[at]); err != nil && (culprit && !m.firstCulprit || culprit == m.firstCulprit && at < m.firstAt) {
-			m.firstErr, m.firstAt, m.firstCulprit = err, at, culprit
+	for _, pt := range b.outs.parts {
+		for k := range pt.vals.Len() {
+			if j := pt.first + k; b.outs.err(j) == nil {
+				if err := decodeValue(m.c, m.t.fastOut, m.t.name, pt.vals.At(k), &m.out[b.first+j]); err != nil {
+					m.failed(b.first+j, err, false)
+				}
+			}
+		}
+	}
+	for j, f := range b.outs.failed {
+		if f.err != nil {
+			m.failed(b.first+j, f.err, f.culprit)
 		}
 	}
 	if b.clean && b.written.Load() {
-		m.e.recycle(b.buf)
+		m.e.recycle(b.args)
+	}
+}
+
+// failed notes that element at failed with err: Map's error is the first
+// such element, unless a call killed its worker, which says what went
+// wrong.
+func (m *mapRun[I, O]) failed(at int, err error, culprit bool) {
+	if culprit && !m.firstCulprit || culprit == m.firstCulprit && at < m.firstAt {
+		m.firstErr, m.firstAt, m.firstCulprit = err, at, culprit
 	}
 }
 

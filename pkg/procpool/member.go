@@ -100,7 +100,7 @@ func name(pid int, host string) string {
 // hold counts b, which m takes (by 1) or gave back (by -1), in m's backlog.
 func (m *member) hold(b *batch, by int) {
 	if by > 0 {
-		b.expect = b.cost.warm * time.Duration(len(b.args))
+		b.expect = b.cost.warm * time.Duration(b.calls())
 	}
 	if b.expect == 0 {
 		m.unmeasured += by

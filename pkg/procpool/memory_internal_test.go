@@ -5,6 +5,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/procpool/procpool/internal/wire"
 )
 
 // killConn is a conn that only records the kills it is asked for.
@@ -41,7 +43,7 @@ func TestJudgeMemory(t *testing.T) {
 			p := &Pool{cfg: Config{MaxMemoryPerWorker: limit}}
 			c := &killConn{}
 			m := &member{p: p, conn: c, log: hclog.NewNullLogger(), isReady: true}
-			m.held = []*batch{{id: 1, task: "grow", args: make([][]byte, 3), out: make([]outcome, 3)}}
+			m.held = []*batch{{id: 1, task: "grow", args: wire.ValuesOf(nil, nil, nil)}}
 			for i, r := range tc.reads {
 				p.judgeMemory(memorySample{m: m, rss: r.rss << 20, call: callRef{1, r.index}, byName: true})
 				killed := len(c.kills) > 0

@@ -119,7 +119,7 @@ func (p *Pool) hasRoom(m *member, b *batch, share int, now time.Time) bool {
 	case n < defaultPrefetch && p.cfg.Prefetch == 0:
 		return true
 	}
-	return b.cost.warm > 0 && m.backlog+b.cost.warm*time.Duration(len(b.args)) <= queueTarget
+	return b.cost.warm > 0 && m.backlog+b.cost.warm*time.Duration(b.calls()) <= queueTarget
 }
 
 // feedRunning reports whether b should go to a worker that is running
@@ -129,7 +129,7 @@ func (p *Pool) hasRoom(m *member, b *batch, share int, now time.Time) bool {
 // add context switches. With fewer, spreading costs little and keeps every
 // worker warm, which matters when workers die and must be replaced.
 func (pl *placement) feedRunning(b *batch) bool {
-	return b.cost.least > 0 && pl.wake > 2*b.cost.least*time.Duration(len(b.args)) &&
+	return b.cost.least > 0 && pl.wake > 2*b.cost.least*time.Duration(b.calls()) &&
 		pl.busy >= cpus() && pl.ready > 2*cpus()
 }
 

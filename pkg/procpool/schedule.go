@@ -54,10 +54,8 @@ func (p *Pool) enqueue(bs ...*batch) error {
 func small(bs []*batch) bool {
 	n := 0
 	for _, b := range bs {
-		for _, a := range b.args {
-			if n += len(a) + 5; n > 32<<10 {
-				return false
-			}
+		if n += len(b.args.Buf) + 5*b.calls(); n > 32<<10 {
+			return false
 		}
 	}
 	return true
@@ -97,7 +95,7 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 	b.cold = len(m.held) == 0
 	m.held = append(m.held, b)
 	m.hold(b, 1)
-	m.assigned += len(b.args)
+	m.assigned += b.calls()
 	if max := p.cfg.MaxTasksPerWorker; max > 0 && m.assigned >= max {
 		p.retire(m)
 		m.log.Debug("retiring worker", "reason", "MaxTasksPerWorker", "tasks", m.assigned)
@@ -135,14 +133,13 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 		return fmt.Errorf("protocol error: result for run %d, which is not the next one the worker holds", res.ID)
 	}
 	b := m.held[0]
-	if b.got+len(res.Items) > len(b.args) || !res.More && b.got+len(res.Items) != len(b.args) {
-		return fmt.Errorf("protocol error: %d results for a run of %d calls", b.got+len(res.Items), len(b.args))
+	n := res.Values.Len()
+	if b.got+n > b.calls() || !res.More && b.got+n != b.calls() {
+		return fmt.Errorf("protocol error: %d results for a run of %d calls", b.got+n, b.calls())
 	}
 	now := time.Now()
-	p.place.learn(b, len(res.Items), res.Took, now.Sub(b.sent))
-	for i := range res.Items {
-		p.received(m, b, &res.Items[i])
-	}
+	p.place.learn(b, n, res.Took, now.Sub(b.sent))
+	p.received(m, b, res.Values, res.Fails)
 	if !res.More {
 		m.held = slices.Delete(m.held, 0, 1)
 		m.hold(b, -1)
@@ -164,25 +161,39 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 	return nil
 }
 
-// received records the outcome of b's next call, which m ran, from the
-// worker's item, unless the pool has already failed the call (timed out,
-// cancelled: a late result does not count). A completed call resets the
-// crash-loop count.
-func (p *Pool) received(m *member, b *batch, it *wire.Item) {
-	o := &b.out[b.got]
-	b.got++
-	m.done++
-	p.deaths = 0
-	if o.err != nil {
+// received records the outcomes of b's next calls, which m ran: their
+// values, and the failures among them, unless the pool has already failed
+// a call (timed out, cancelled: a late result does not count). A completed
+// call resets the crash-loop count.
+func (p *Pool) received(m *member, b *batch, vals wire.Values, fails []wire.Fail) {
+	n, first := vals.Len(), b.got
+	if n == 0 {
 		return
 	}
-	if it.Status == wire.StatusOK {
-		o.value = it.Value
-		p.counts.completed++
-	} else {
-		o.err = itemError(b.task, it)
-		p.counts.failed++
+	b.got += n
+	m.done += n
+	p.deaths = 0
+	if b.state == finished {
+		return // its calls left had failed, and its caller may be reading them
 	}
+	late := 0
+	if b.outs.failed != nil {
+		for j := first; j < first+n; j++ {
+			if b.outs.failed[j].err != nil {
+				late++
+			}
+		}
+	}
+	b.outs.add(first, vals)
+	failed := 0
+	for i := range fails {
+		if j := first + fails[i].Index; b.outs.err(j) == nil {
+			b.outs.fail(b.calls(), j, itemError(b.task, &fails[i].Item), false)
+			failed++
+		}
+	}
+	p.counts.completed += n - late - failed
+	p.counts.failed += failed
 }
 
 // errGone is deliver's answer to a worker the pool has already dealt with.
@@ -237,6 +248,7 @@ func (p *Pool) complete(b *batch) {
 		b.done()
 		return
 	}
+	b.parent.outs.merge(b.parent.calls(), b.at, &b.outs)
 	if b.parent.left--; b.parent.left == 0 {
 		b.parent.state = finished
 		p.complete(b.parent)
@@ -245,9 +257,9 @@ func (p *Pool) complete(b *batch) {
 
 // fail ends b with err for every call that has no outcome yet.
 func (p *Pool) fail(b *batch, err func() error) {
-	for i := b.got; i < len(b.out); i++ {
-		if b.out[i].err == nil {
-			b.out[i].err = err()
+	for i := b.got; i < b.calls(); i++ {
+		if b.outs.err(i) == nil {
+			b.outs.fail(b.calls(), i, err(), false)
 		}
 	}
 	p.finish(b)

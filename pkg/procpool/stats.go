@@ -84,7 +84,7 @@ func (p *Pool) Stats() Stats {
 	}
 	for _, b := range p.queue.items[p.queue.head:] {
 		if b != nil && b.state == queued {
-			s.Queued += len(b.args)
+			s.Queued += b.calls()
 		}
 	}
 	for _, m := range p.members {
@@ -128,9 +128,9 @@ func (m *member) calls() (running, queued int) {
 		if b.state == finished {
 			continue
 		}
-		for j := b.got; j < len(b.out); j++ {
+		for j := b.got; j < b.calls(); j++ {
 			switch {
-			case b.out[j].err != nil: // abandoned: over for its caller
+			case b.outs.err(j) != nil: // abandoned: over for its caller
 			case i == 0 && j == b.got:
 				running = 1
 			default:

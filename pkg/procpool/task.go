@@ -86,8 +86,7 @@ func (t *Task[I, O]) Bind(in I) Call {
 	if err := e.add(&in); err != nil {
 		return Call{task: t.name, err: err}
 	}
-	args, _ := e.take()
-	return Call{task: t.name, arg: args[0]}
+	return Call{task: t.name, arg: e.take().At(0)}
 }
 
 // Submit starts one call of the task with argument in and returns its future.
@@ -97,8 +96,7 @@ func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 	f := &Future[O]{pool: p, task: t.name, fast: t.fastOut, ch: make(chan struct{})}
 	if err := p.usable(); err != nil {
 		f.pool = nil
-		f.b = newBatch(t.name, [][]byte{nil}, nil)
-		f.b.out[0].err = err
+		f.b = failedBatch(t.name, err)
 		f.b.state = finished
 		close(f.ch)
 		return f
@@ -106,20 +104,19 @@ func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 	c := codec.Get()
 	e := t.encoder(p.cfg.MaxFrameSize, c)
 	err := e.add(&in)
-	args := [][]byte{nil}
-	if err == nil {
-		args, _ = e.take()
-	}
+	args := e.take()
 	codec.Put(c)
+	if err != nil {
+		f.b = failedBatch(t.name, err)
+		close(f.ch)
+		return f
+	}
 	f.b = newBatch(t.name, args, func() { close(f.ch) })
 	// Its caller may read the result itself (readrole.go), unless the pool
 	// times calls out: a result left unread would look late.
 	f.b.direct = p.cfg.TaskTimeout == 0
-	if err == nil {
-		err = p.enqueue(f.b)
-	}
-	if err != nil {
-		f.b.out[0].err = err
+	if err := p.enqueue(f.b); err != nil {
+		f.b.failCall(0, err, false)
 		f.b.state = finished
 		close(f.ch)
 	}
@@ -164,7 +161,11 @@ func (f *Future[O]) Get(ctx context.Context) (O, error) {
 	}
 	f.once.Do(func() {
 		c := codec.Get()
-		f.err = decodeOutcome(c, f.fast, f.task, &f.b.out[0], &f.val)
+		cur := f.b.outs.cursor()
+		value, fl := cur.at(0)
+		if f.err = fl.err; f.err == nil {
+			f.err = decodeValue(c, f.fast, f.task, value, &f.val)
+		}
 		codec.Put(c)
 	})
 	return f.val, f.err
@@ -192,21 +193,18 @@ func (f *Future[O]) unlease() {
 	}
 }
 
-// decodeOutcome turns one call's outcome into a result or an error.
-func decodeOutcome[O any](c *codec.Codec, fast *codec.Fast[O], task string, o *outcome, v *O) error {
-	if o.err != nil {
-		return o.err
-	}
-	if bs, ok := any(v).(*[]byte); ok && len(o.value) >= codec.MinShared {
-		if b, ok := codec.Bin(o.value); ok {
+// decodeValue decodes a call's encoded result into *v.
+func decodeValue[O any](c *codec.Codec, fast *codec.Fast[O], task string, value []byte, v *O) error {
+	if bs, ok := any(v).(*[]byte); ok && len(value) >= codec.MinShared {
+		if b, ok := codec.Bin(value); ok {
 			*bs = b // the frame it came in is the caller's alone, never reused
 			return nil
 		}
 	}
-	if fast != nil && fast.Decode(o.value, v) {
+	if fast != nil && fast.Decode(value, v) {
 		return nil
 	}
-	if err := c.Decode(o.value, v); err != nil {
+	if err := c.Decode(value, v); err != nil {
 		return &CodecError{Task: task, Stage: DecodeResult, Message: fmt.Sprintf("decode result as %T: %v", *v, err), Err: err}
 	}
 	return nil

@@ -56,9 +56,9 @@ func Messages() []Golden {
 		{Name: "setup-defaults", ToWorker: true, Msg: &wire.Setup{MaxFrame: wire.DefaultMaxFrame}},
 		{Name: "ready", Msg: &wire.Ready{Init: wire.Item{Status: wire.StatusOK}}},
 		{Name: "ready-init-failed", Msg: &wire.Ready{Init: wire.Item{Status: wire.StatusError, Message: "open conf: no such file or directory"}}},
-		{Name: "run", ToWorker: true, Msg: &wire.Run{ID: 7, Task: "sum", Args: [][]byte{pair, {0x90}}}},
+		{Name: "run", ToWorker: true, Msg: &wire.Run{ID: 7, Task: "sum", Args: wire.ValuesOf(pair, []byte{0x90})}},
 		// A run with a deadline.
-		{Name: "run-deadline", ToWorker: true, Msg: &wire.Run{ID: 15, Task: "sum", Args: [][]byte{pair},
+		{Name: "run-deadline", ToWorker: true, Msg: &wire.Run{ID: 15, Task: "sum", Args: wire.ValuesOf(pair),
 			Deadline: time.Date(2026, 12, 1, 0, 0, 2, 500_000_000, time.UTC).UnixNano()}},
 		{Name: "result-ok", Msg: &wire.Result{ID: 7, Took: 1234 * time.Microsecond, Items: []wire.Item{{Status: wire.StatusOK, Value: three}, {Status: wire.StatusOK, Value: []byte{0x00}}}}},
 		// A result split over frames: every part but the last has More set.

@@ -1,0 +1,76 @@
+package wire
+
+// Values are encoded values held as slices of one buffer: a run's
+// arguments, or a result's values. A chunk of many small values costs its
+// buffer and two words of span each, which hold no pointers, rather than a
+// slice header each, which the allocator would have to clear and the
+// garbage collector to scan.
+//
+// The zero Values holds none. Buf and Span may be set directly, as an
+// encoder that appends to Buf does; a Span entry is an offset in Buf.
+type Values struct {
+	Buf  []byte
+	Span []uint32 // value i is Buf[Span[2i]:Span[2i+1]]
+}
+
+// ValuesOf returns Values holding copies of vals, in one buffer.
+func ValuesOf(vals ...[]byte) Values {
+	n := 0
+	for _, v := range vals {
+		n += len(v)
+	}
+	vs := Values{Buf: make([]byte, 0, n), Span: make([]uint32, 0, 2*len(vals))}
+	for _, v := range vals {
+		vs.Add(v)
+	}
+	return vs
+}
+
+// Add appends a copy of v.
+func (vs *Values) Add(v []byte) {
+	start := len(vs.Buf)
+	vs.Buf = append(vs.Buf, v...)
+	vs.Span = append(vs.Span, uint32(start), uint32(len(vs.Buf)))
+}
+
+// Len is the number of values.
+func (vs Values) Len() int { return len(vs.Span) / 2 }
+
+// At returns value i, capped so that appending to it cannot overwrite the
+// value after it.
+func (vs Values) At(i int) []byte {
+	start, end := vs.Span[2*i], vs.Span[2*i+1]
+	return vs.Buf[start:end:end]
+}
+
+// Slice returns values i to j-1.
+func (vs Values) Slice(i, j int) Values { return Values{Buf: vs.Buf, Span: vs.Span[2*i : 2*j]} }
+
+// Canonical returns a copy of m in which equal messages are equal values,
+// whichever way they were made: a Run's arguments and a Result's values
+// each in a buffer of their own, a Result's outcomes as Items, and no
+// empty value or list told apart from a missing one. Tests compare
+// messages through it.
+func Canonical(m Message) Message {
+	switch m := m.(type) {
+	case *Run:
+		c := *m
+		vals := make([][]byte, m.Args.Len())
+		for i := range vals {
+			vals[i] = m.Args.At(i)
+		}
+		c.Args = ValuesOf(vals...)
+		return &c
+	case *Result:
+		c := *m
+		c.Items, c.Values, c.Fails = nil, Values{}, nil
+		for _, it := range m.Outcomes() {
+			if len(it.Value) == 0 {
+				it.Value = nil
+			}
+			c.Items = append(c.Items, it)
+		}
+		return &c
+	}
+	return m
+}
