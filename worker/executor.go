@@ -68,7 +68,7 @@ func NewExecutor(setup *wire.Setup) *Executor {
 // Init runs the initializer task once with arg and returns its outcome, with
 // no value: only whether it failed matters.
 func (x *Executor) Init(task string, arg []byte) wire.Item {
-	it := registry.Get(task)(context.Background(), x.c, arg)
+	it := registry.Get(task).Call(context.Background(), x.c, arg)
 	x.c.Reset()
 	it.Value = nil
 	return it
@@ -147,23 +147,31 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	calls := r.Args.Len()
 	for i := range calls {
 		x.j.Start(r.ID, i)
-		it := x.call(runCtx, deadline, h, r.Args.At(i))
-		n := itemSize(&it)
+		// The call's outcome goes straight into the next item.
+		k := len(res.Items)
+		res.Items = append(res.Items, wire.Item{})
+		it := &res.Items[k]
+		x.call(runCtx, deadline, h, r.Args.At(i), it)
+		n := itemSize(it)
 		if n > x.budget {
-			it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), x.budget)}
-			n = itemSize(&it)
+			*it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), x.budget)}
+			n = itemSize(it)
 		}
 		if size+n > x.budget {
-			if err := x.emitPart(res, emit, false, &it); err != nil {
+			// The items before it fill a frame: they go as a part.
+			next := *it
+			res.Items = res.Items[:k]
+			if err := x.emitPart(res, emit, false, &next); err != nil {
 				return err
 			}
+			res.Items = append(res.Items, next)
+			it = &res.Items[0]
 			size = 0
 		}
-		res.Items = append(res.Items, it)
 		size += n
 		// An outcome the journal cannot hold goes to the parent now, with
 		// those before it: a death must not lose a completed call.
-		if !x.j.Done(r.ID, i, &it) && !x.progress && i < calls-1 {
+		if !x.j.Done(r.ID, i, it) && !x.progress && i < calls-1 {
 			if err := x.emitPart(res, emit, true, nil); err != nil {
 				return err
 			}
@@ -211,16 +219,18 @@ func (x *Executor) release() {
 // cancelling it spares the rest of the run. A call whose run's context has
 // ended, or whose run's deadline has passed (its timer may not have fired
 // yet), is not run.
-func (x *Executor) call(runCtx context.Context, deadline time.Time, h registry.Handler, arg []byte) wire.Item {
+func (x *Executor) call(runCtx context.Context, deadline time.Time, h registry.Handler, arg []byte, it *wire.Item) {
 	err := runCtx.Err()
 	if err == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
 		err = context.DeadlineExceeded
 	}
 	if err != nil {
-		return wire.Item{Status: wire.StatusError, Message: "not run: " + err.Error(), Codes: errcode.Codes(err)}
+		*it = wire.Item{Status: wire.StatusError, Message: "not run: " + err.Error(), Codes: errcode.Codes(err)}
+		return
 	}
 	if !x.progress {
-		return h(runCtx, x.c, arg)
+		h(runCtx, x.c, arg, it)
+		return
 	}
 	ctx, cancel := context.WithCancel(runCtx)
 	if x.timeout > 0 {
@@ -232,7 +242,7 @@ func (x *Executor) call(runCtx context.Context, deadline time.Time, h registry.H
 	x.mu.Lock()
 	x.cancelCall = cancel
 	x.mu.Unlock()
-	return h(ctx, x.c, arg)
+	h(ctx, x.c, arg, it)
 }
 
 // deadlineCtx reports a deadline that it does not enforce itself.

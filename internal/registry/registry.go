@@ -19,8 +19,17 @@ import (
 )
 
 // Handler runs one call: it decodes arg, calls the task and encodes the
-// result into c's arena. It never panics; every failure is in the Item.
-type Handler func(ctx context.Context, c *codec.Codec, arg []byte) wire.Item
+// result into c's arena, and sets *it to the outcome, all of it: a worker
+// runs a chunk's calls straight into the items of its Result. It never
+// panics; every failure is in the Item.
+type Handler func(ctx context.Context, c *codec.Codec, arg []byte, it *wire.Item)
+
+// Call runs one call and returns its outcome.
+func (h Handler) Call(ctx context.Context, c *codec.Codec, arg []byte) wire.Item {
+	var it wire.Item
+	h(ctx, c, arg, &it)
+	return it
+}
 
 type entry struct {
 	handler   Handler
@@ -86,8 +95,8 @@ func Get(name string) Handler {
 	if h, ok := Lookup(name); ok {
 		return h
 	}
-	return func(context.Context, *codec.Codec, []byte) wire.Item {
-		return wire.Item{Status: wire.StatusUnknownTask, Message: fmt.Sprintf("no task %q is registered in process %d", name, os.Getpid())}
+	return func(_ context.Context, _ *codec.Codec, _ []byte, it *wire.Item) {
+		*it = wire.Item{Status: wire.StatusUnknownTask, Message: fmt.Sprintf("no task %q is registered in process %d", name, os.Getpid())}
 	}
 }
 
@@ -117,7 +126,7 @@ func Signature[I, O any](name string) string {
 func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 	fastIn, fastOut := codec.FastFor[I](), codec.FastFor[O]()
 	_, bytesIn := any((*I)(nil)).(*[]byte)
-	return func(ctx context.Context, c *codec.Codec, arg []byte) (it wire.Item) {
+	return func(ctx context.Context, c *codec.Codec, arg []byte, it *wire.Item) {
 		var in I
 		shared := false
 		if bytesIn && c.Share && len(arg) >= codec.MinShared {
@@ -128,21 +137,25 @@ func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 		if !shared {
 			var err error
 			if in, err = codec.DecodeWith(c, fastIn, arg); err != nil {
-				return wire.Item{Status: wire.StatusDecodeArg, Message: fmt.Sprintf("decode argument as %T: %v", in, err)}
+				*it = wire.Item{Status: wire.StatusDecodeArg, Message: fmt.Sprintf("decode argument as %T: %v", in, err)}
+				return
 			}
 		}
 		out, err, panicked := call(ctx, fn, in)
 		if panicked != nil {
-			return *panicked
+			*it = *panicked
+			return
 		}
 		if err != nil {
-			return wire.Item{Status: wire.StatusError, Message: err.Error(), Codes: errcode.Codes(err)}
+			*it = wire.Item{Status: wire.StatusError, Message: err.Error(), Codes: errcode.Codes(err)}
+			return
 		}
 		v, err := codec.EncodeWith(c, fastOut, out)
 		if err != nil {
-			return wire.Item{Status: wire.StatusEncodeResult, Message: fmt.Sprintf("encode result of type %T: %v", out, err)}
+			*it = wire.Item{Status: wire.StatusEncodeResult, Message: fmt.Sprintf("encode result of type %T: %v", out, err)}
+			return
 		}
-		return wire.Item{Value: v}
+		*it = wire.Item{Value: v}
 	}
 }
 

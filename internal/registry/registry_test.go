@@ -53,7 +53,7 @@ func TestFuncSurvivesValuesThatCannotCross(t *testing.T) {
 	})
 	arg, err := c.Encode(3)
 	require.NoError(t, err)
-	it := loop(context.Background(), c, arg)
+	it := loop.Call(context.Background(), c, arg)
 	assert.Equal(t, wire.StatusEncodeResult, it.Status)
 	assert.Equal(t, "encode result of type *registry.link: value of type *registry.link contains a cycle, which msgpack cannot encode: v.Next leads back to v (*registry.link → *registry.link)", it.Message)
 
@@ -61,7 +61,7 @@ func TestFuncSurvivesValuesThatCannotCross(t *testing.T) {
 	area := Func(func(_ context.Context, s scene) (float64, error) { return s.Main.Area(), nil })
 	arg, err = c.Encode(scene{Main: square{Side: 2}})
 	require.NoError(t, err)
-	it = area(context.Background(), c, arg)
+	it = area.Call(context.Background(), c, arg)
 	assert.Equal(t, wire.StatusDecodeArg, it.Status)
 	assert.Contains(t, it.Message, "decode argument as registry.scene: cannot decode registry.scene.Main (of interface type registry.shape): msgpack made a map[string]interface {} of the data sent")
 }
