@@ -21,7 +21,16 @@ var benchShapes = []struct {
 	{"1x1MiB", [][]byte{bytes.Repeat([]byte{0x5a}, 1<<20)}},
 }
 
-func benchRun(values [][]byte) *Run { return &Run{ID: 1, Task: "resize", Args: ValuesOf(values...)} }
+// benchRun is a Run of values, built as the parent builds its arguments.
+func benchRun(values [][]byte) *Run {
+	var args Values
+	for _, v := range values {
+		start := args.Begin()
+		args.Buf = append(args.Buf, v...)
+		args.End(start)
+	}
+	return &Run{ID: 1, Task: "resize", Args: args}
+}
 
 func benchResult(values [][]byte) *Result {
 	items := make([]Item, len(values))

@@ -78,6 +78,16 @@ func (e *Encoder) encode(m Message, split int) error {
 	return nil
 }
 
+// raw appends encoded bytes, as a segment when they are large enough.
+func (e *Encoder) raw(b []byte) {
+	if e.split > 0 && len(b) >= e.split {
+		e.segs = append(e.segs, segment{at: len(e.buf.b), data: b})
+		e.size += len(b)
+		return
+	}
+	e.buf.b = append(e.buf.b, b...)
+}
+
 // bin encodes a byte string, as a segment when it is large enough.
 func (e *Encoder) bin(b []byte) error {
 	n := len(b)

@@ -252,6 +252,10 @@ func (m *Run) encode(enc *Encoder) error {
 	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(m.Args.Len())); err != nil {
 		return err
 	}
+	if raw, ok := m.Args.framed(); ok {
+		enc.raw(raw)
+		return nil
+	}
 	for i := range m.Args.Len() {
 		if err := enc.bin(m.Args.At(i)); err != nil {
 			return err

@@ -1,5 +1,7 @@
 package wire
 
+import "math"
+
 // Values are encoded values held as slices of one buffer: a run's
 // arguments, or a result's values. A chunk of many small values costs its
 // buffer and two words of span each, which hold no pointers, rather than a
@@ -31,6 +33,47 @@ func (vs *Values) Add(v []byte) {
 	start := len(vs.Buf)
 	vs.Buf = append(vs.Buf, v...)
 	vs.Span = append(vs.Span, uint32(start), uint32(len(vs.Buf)))
+}
+
+// Begin starts a value at the end of Buf and returns where it starts: the
+// caller appends the value to Buf, then calls End, or Drop to take it back.
+// Begin leaves room before the value for the header a Run frame gives it:
+// a Run of small values is then written from Buf whole, not value by value.
+func (vs *Values) Begin() int {
+	vs.Buf = append(vs.Buf, codeBin8, 0)
+	return len(vs.Buf)
+}
+
+// End ends the value begun at start.
+func (vs *Values) End(start int) {
+	if n := len(vs.Buf) - start; n <= math.MaxUint8 {
+		vs.Buf[start-1] = byte(n)
+	} else {
+		vs.Buf[start-2] = codeNil // too long for the room: written value by value
+	}
+	vs.Span = append(vs.Span, uint32(start), uint32(len(vs.Buf)))
+}
+
+// Drop takes back the value begun at start.
+func (vs *Values) Drop(start int) { vs.Buf = vs.Buf[:start-2] }
+
+// framed returns the values as a frame holds them, byte strings one after
+// another, if Buf holds them so, as Begin and End leave values of up to
+// 255 bytes.
+func (vs Values) framed() ([]byte, bool) {
+	if len(vs.Span) == 0 || vs.Span[0] < 2 {
+		return nil, false
+	}
+	first := vs.Span[0] - 2
+	end := first
+	for i := 0; i < len(vs.Span); i += 2 {
+		start, stop := vs.Span[i], vs.Span[i+1]
+		if start != end+2 || stop-start > math.MaxUint8 || vs.Buf[end] != codeBin8 || vs.Buf[end+1] != byte(stop-start) {
+			return nil, false
+		}
+		end = stop
+	}
+	return vs.Buf[first:end], true
 }
 
 // Len is the number of values.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -418,4 +419,49 @@ func TestReleaseForgetsEveryValue(t *testing.T) {
 		d.Release()
 		require.Zero(t, d.result, "after a Result of %d", n)
 	}
+}
+
+// TestRunFromBegunValues: a Run whose arguments were built with Begin and
+// End, which leave room for their headers, is the same frame as one whose
+// arguments were not, whether it is written whole (values of up to 255
+// bytes) or value by value (a longer one among them), and a dropped value
+// leaves no trace.
+func TestRunFromBegunValues(t *testing.T) {
+	for name, vals := range map[string][][]byte{
+		"small":           {{0x01}, {0xa3, 'a', 'b', 'c'}, bytes.Repeat([]byte{0xcc}, 255)},
+		"one long":        {{0x01}, bytes.Repeat([]byte{0xcc}, 256), {0x02}},
+		"long, then more": {bytes.Repeat([]byte{0xcc}, 70000), {0x02}},
+		"large segment":   {bytes.Repeat([]byte{0x07}, 200), bytes.Repeat([]byte{0x08}, 3*splitMin)},
+		"small, many":     slices.Repeat([][]byte{bytes.Repeat([]byte{0x07}, 200)}, 100), // written whole from Buf, a segment
+	} {
+		t.Run(name, func(t *testing.T) {
+			var begun Values
+			for i, v := range vals {
+				if i == 1 { // a value that failed to encode
+					start := begun.Begin()
+					begun.Buf = append(begun.Buf, 0xff, 0xff)
+					begun.Drop(start)
+				}
+				start := begun.Begin()
+				begun.Buf = append(begun.Buf, v...)
+				begun.End(start)
+			}
+			_, whole := begun.framed()
+			require.Equal(t, strings.HasPrefix(name, "small"), whole)
+			want := writeFrames(t, &Run{ID: 3, Task: "t", Args: ValuesOf(vals...)})
+			got := writeFrames(t, &Run{ID: 3, Task: "t", Args: begun})
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+// writeFrames returns the frames a Writer writes for ms.
+func writeFrames(t *testing.T, ms ...Message) []byte {
+	var buf bytes.Buffer
+	w := NewWriter(&buf, DefaultMaxFrame)
+	for _, m := range ms {
+		require.NoError(t, w.Write(m))
+	}
+	require.NoError(t, w.Flush())
+	return buf.Bytes()
 }

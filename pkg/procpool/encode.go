@@ -16,56 +16,56 @@ type argEncoder[I any] struct {
 	maxFrame int            // the frame limit an argument must fit in; 0: no check
 	fast     *codec.Fast[I] // nil: through c
 	c        *codec.Codec
-	buf      []byte        // the chunk being built
-	span     []uint32      // where each argument in buf starts and ends
+	vals     wire.Values   // the chunk being built
 	last     int           // the size of the chunk taken last, to size the next
+	lastN    int           // and its count of arguments
 	free     []wire.Values // the arguments of finished chunks, whose buffers build the next ones
 }
 
 // add encodes *v after the arguments already added. A value that cannot be
 // encoded, or does not fit in a frame, is a *[CodecError] and adds nothing.
 func (e *argEncoder[I]) add(v *I) error {
-	start := len(e.buf)
-	if start == 0 && cap(e.buf) == 0 {
+	if cap(e.vals.Buf) == 0 {
 		if n := len(e.free); n > 0 {
-			e.buf, e.span = e.free[n-1].Buf[:0], e.free[n-1].Span[:0]
+			e.vals = wire.Values{Buf: e.free[n-1].Buf[:0], Span: e.free[n-1].Span[:0]}
 			e.free = e.free[:n-1]
 		} else if e.last > 0 {
-			e.buf = make([]byte, 0, e.last)
+			e.vals = wire.Values{Buf: make([]byte, 0, e.last), Span: make([]uint32, 0, 2*e.lastN)}
 		}
 	}
+	start := e.vals.Begin()
 	var err error
 	if e.fast != nil {
-		e.buf = e.fast.Append(e.buf, v)
+		e.vals.Buf = e.fast.Append(e.vals.Buf, v)
 	} else {
-		e.buf, err = e.c.EncodeTo(e.buf, *v)
+		e.vals.Buf, err = e.c.EncodeTo(e.vals.Buf, *v)
 	}
-	if n := len(e.buf) - start; err == nil && e.maxFrame > 0 && runFrameSize(e.task, 1, n) > e.maxFrame {
+	if n := len(e.vals.Buf) - start; err == nil && e.maxFrame > 0 && runFrameSize(e.task, 1, n) > e.maxFrame {
 		err = fmt.Errorf("encoded argument of %d bytes does not fit in a frame of %d bytes (Config.MaxFrameSize): %w", n, e.maxFrame, ErrFrameTooLarge)
 	}
 	if err != nil {
-		e.buf = e.buf[:start]
+		e.vals.Drop(start)
 		return &CodecError{Task: e.task, Stage: EncodeArgument, Message: err.Error(), Err: err}
 	}
-	e.span = append(e.span, uint32(start), uint32(len(e.buf)))
+	e.vals.End(start)
 	return nil
 }
 
 // count is the number of arguments added and not taken.
-func (e *argEncoder[I]) count() int { return len(e.span) / 2 }
+func (e *argEncoder[I]) count() int { return e.vals.Len() }
 
 // size is the encoded size of the arguments added and not taken.
-func (e *argEncoder[I]) size() int { return len(e.buf) }
+func (e *argEncoder[I]) size() int { return len(e.vals.Buf) }
 
 // take returns the arguments added, which are theirs to keep, and starts
 // a new chunk.
 func (e *argEncoder[I]) take() wire.Values {
-	if len(e.span) == 0 {
+	args := e.vals
+	if args.Len() == 0 {
 		return wire.Values{}
 	}
-	args := wire.Values{Buf: e.buf, Span: e.span}
-	e.last = len(e.buf)
-	e.buf, e.span = nil, nil
+	e.last, e.lastN = len(args.Buf), args.Len()
+	e.vals = wire.Values{}
 	return args
 }
 
