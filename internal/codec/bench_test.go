@@ -178,3 +178,36 @@ func benchType[T any](b *testing.B, fast bool, name string, v T) {
 		}
 	})
 }
+
+// BenchmarkDecodeSpans decodes a chunk's results of 4,096 ints, one
+// Decode per value against one DecodeSpans for all: the parent's side of
+// a bulk Map.
+func BenchmarkDecodeSpans(b *testing.B) {
+	f := FastFor[int]()
+	var buf []byte
+	var span []uint32
+	for i := range 4096 {
+		start := len(buf)
+		buf = f.Append(buf, &i)
+		span = append(span, uint32(start), uint32(len(buf)))
+	}
+	dst := make([]int, 4096)
+	b.Run("each", func(b *testing.B) {
+		for b.Loop() {
+			clear(dst)
+			for i := range dst {
+				if !f.Decode(buf[span[2*i]:span[2*i+1]], &dst[i]) {
+					b.Fatal("refused")
+				}
+			}
+		}
+	})
+	b.Run("spans", func(b *testing.B) {
+		for b.Loop() {
+			clear(dst)
+			if f.DecodeSpans(buf, span, dst) != len(dst) {
+				b.Fatal("refused")
+			}
+		}
+	})
+}

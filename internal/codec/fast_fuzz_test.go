@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -51,14 +52,24 @@ func FuzzFastDecode(f *testing.F) {
 	})
 }
 
-// fuzzDecode decodes b into a T that holds before.
+// fuzzDecode decodes b into a T that holds before, and through
+// DecodeSpans twice over, which must take b as Decode does.
 func fuzzDecode[T any](t *testing.T, c *Codec, b []byte, before T) {
 	v := before
-	if !FastFor[T]().Decode(b, &v) {
+	taken := FastFor[T]().Decode(b, &v)
+	twice := make([]T, 2)
+	n := FastFor[T]().DecodeSpans(append(slices.Clip(b), b...), []uint32{0, uint32(len(b)), uint32(len(b)), uint32(2 * len(b))}, twice)
+	if want := map[bool]int{true: 2, false: 0}[taken]; n != want {
+		t.Fatalf("%T: %x: DecodeSpans took %d of 2, Decode took it: %v", v, b, n, taken)
+	}
+	if !taken {
 		if !same(before, v) {
 			t.Fatalf("%T: %x refused, but *v changed", v, b)
 		}
 		return
+	}
+	if !same(twice[0], v) || !same(twice[1], v) {
+		t.Fatalf("%T: %x: DecodeSpans gave %s and %s, Decode %s", v, b, short(twice[0]), short(twice[1]), short(v))
 	}
 	var general T
 	if err := c.Decode(b, &general); err != nil {

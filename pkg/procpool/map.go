@@ -79,6 +79,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 		windowBytes: max(mapWindowBytes, 2*p.cfg.Workers*p.cfg.MaxChunkBytes),
 		firstAt:     len(in),
 	}
+	_, m.sharesBytes = any(&m.out).(*[][]byte)
 	m.back.signal = make(chan struct{}, 1)
 	m.deadline, _ = ctx.Deadline()
 	for m.next < len(in) || len(m.live) > 0 {
@@ -113,6 +114,9 @@ type mapRun[I, O any] struct {
 	deadline time.Time
 	e        argEncoder[I]
 	c        *codec.Codec // decodes the results
+	// O is []byte: a large result is the frame it came in, which the
+	// fast path would copy (see decodeValue).
+	sharesBytes bool
 
 	next        int                 // the first element not yet queued
 	live        map[*batch]struct{} // the chunks queued and not decoded
@@ -187,9 +191,14 @@ func (m *mapRun[I, O]) decode(b *batch) {
 	m.liveBytes -= len(b.buf)
 	delete(m.live, b)
 	for _, pt := range b.outs.parts {
-		for k := range pt.vals.Len() {
+		out := m.out[b.first+pt.first:][:pt.vals.Len()]
+		k := 0
+		if fast := m.t.fastOut; fast != nil && b.outs.failed == nil && !m.sharesBytes {
+			k = fast.DecodeSpans(pt.vals.Buf, pt.vals.Span, out) // the rest, if any, the slow way
+		}
+		for ; k < len(out); k++ {
 			if j := pt.first + k; b.outs.err(j) == nil {
-				if err := decodeValue(m.c, m.t.fastOut, m.t.name, pt.vals.At(k), &m.out[b.first+j]); err != nil {
+				if err := decodeValue(m.c, m.t.fastOut, m.t.name, pt.vals.At(k), &out[k]); err != nil {
 					m.failed(b.first+j, err, false)
 				}
 			}
