@@ -18,6 +18,7 @@ import (
 // for concurrent use.
 type Codec struct {
 	arena bytes.Buffer
+	small []byte // the fast paths' arena (Fast.Encode): a plain append costs a tiny value far less
 	enc   *msgpack.Encoder
 	rd    bytes.Reader
 	dec   *msgpack.Decoder
@@ -86,7 +87,7 @@ func Get() *Codec { return pool.Get().(*Codec) }
 
 // Put resets c and returns it to the pool. Slices it returned become invalid.
 func Put(c *Codec) {
-	if c.arena.Cap() > 1<<20 {
+	if c.arena.Cap() > 1<<20 || cap(c.small) > 1<<20 {
 		return // let a large arena go rather than pin it
 	}
 	c.Reset()
@@ -140,8 +141,12 @@ func (c *Codec) Truncate(n int) { c.arena.Truncate(n) }
 // Slices returned by Encode become invalid.
 func (c *Codec) Discard(n int) { c.arena.Next(n) }
 
-// Reset empties the arena; slices returned by Encode become invalid.
-func (c *Codec) Reset() { c.arena.Reset() }
+// Reset empties the arenas; slices returned by Encode and Fast.Encode
+// become invalid.
+func (c *Codec) Reset() {
+	c.arena.Reset()
+	c.small = c.small[:0]
+}
 
 // Decode decodes b into the value v points to. A panic in v's own decoding
 // code is an error, a *PanicError. A length in b that does not fit in the

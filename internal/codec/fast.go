@@ -160,15 +160,12 @@ func (f *Fast[T]) Append(dst []byte, v *T) []byte {
 	return appendKind(dst, f.k, unsafe.Pointer(v), f.s)
 }
 
-// Encode appends the encoding of *v to c's arena and returns it, exactly
-// as c.Encode(*v) would, with the same validity: until c is Reset.
+// Encode encodes *v into c and returns it, exactly as c.Encode(*v) would,
+// with the same validity: until c is Reset, even as c grows.
 func (f *Fast[T]) Encode(c *Codec, v *T) []byte {
-	start := c.arena.Len()
-	// Appending into the arena's free space makes the Write below a copy
-	// onto itself; only a value that outgrows it is copied for real.
-	c.arena.Write(f.Append(c.arena.AvailableBuffer(), v))
-	b := c.arena.Bytes()
-	return b[start:len(b):len(b)]
+	start := len(c.small)
+	c.small = f.Append(c.small, v)
+	return c.small[start:len(c.small):len(c.small)]
 }
 
 // Decode decodes b, which must hold exactly one value, into *v, replacing

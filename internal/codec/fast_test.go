@@ -176,8 +176,8 @@ func TestFastDecodeCopies(t *testing.T) {
 }
 
 // TestFastEncodeIntoArena checks Fast.Encode against Codec.Encode's rules:
-// the value follows what the arena holds, and its slice is capped and
-// survives the arena's growth.
+// each value's slice is capped, survives the arena's growth and later
+// encodes of either kind, and holds what Codec.Encode gives.
 func TestFastEncodeIntoArena(t *testing.T) {
 	c := New()
 	first, err := c.Encode("first")
@@ -192,9 +192,13 @@ func TestFastEncodeIntoArena(t *testing.T) {
 		w, err := New().Encode(s)
 		require.NoError(t, err)
 		want = append(want, w)
+		if i%100 == 0 {
+			_, err := c.Encode(i) // the general path in between
+			require.NoError(t, err)
+		}
 	}
-	require.Greater(t, c.Len(), 128<<10, "the arena must have grown several times")
-	require.Equal(t, bytes.Join(append([][]byte{first}, want...), nil), c.Bytes())
+	require.Greater(t, cap(c.small), 128<<10, "the arena must have grown several times")
+	require.Equal(t, []byte("\xa5first"), first)
 	for i := range got {
 		require.Equal(t, want[i], got[i], "value %d", i)
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -290,6 +291,12 @@ func (m *Result) encode(enc *Encoder) error {
 		return err
 	}
 	for i := range items {
+		// The usual item, OK and short, as Item.encode writes it.
+		if it := &items[i]; it.Status == StatusOK && it.Value != nil && len(it.Value) <= math.MaxUint8 {
+			enc.buf.b = append(enc.buf.b, codeBin8, byte(len(it.Value)))
+			enc.buf.b = append(enc.buf.b, it.Value...)
+			continue
+		}
 		if err := items[i].encode(enc); err != nil {
 			return err
 		}
