@@ -25,14 +25,7 @@ type argEncoder[I any] struct {
 // add encodes *v after the arguments already added. A value that cannot be
 // encoded, or does not fit in a frame, is a *[CodecError] and adds nothing.
 func (e *argEncoder[I]) add(v *I) error {
-	if cap(e.vals.Buf) == 0 {
-		if n := len(e.free); n > 0 {
-			e.vals = wire.Values{Buf: e.free[n-1].Buf[:0], Span: e.free[n-1].Span[:0]}
-			e.free = e.free[:n-1]
-		} else if e.last > 0 {
-			e.vals = wire.Values{Buf: make([]byte, 0, e.last), Span: make([]uint32, 0, 2*e.lastN)}
-		}
-	}
+	e.ready()
 	start := e.vals.Begin()
 	var err error
 	if e.fast != nil {
@@ -40,6 +33,65 @@ func (e *argEncoder[I]) add(v *I) error {
 	} else {
 		e.vals.Buf, err = e.c.EncodeTo(e.vals.Buf, *v)
 	}
+	return e.end(start, err)
+}
+
+// addAll adds the values of vs in order, as add does each, until the
+// arguments reach maxBytes, but for the first. It returns how many it
+// added, and the error of the one after them, if that is why it stopped.
+// One loop over a chunk spares each tiny value add's call and checks.
+func (e *argEncoder[I]) addAll(vs []I, maxBytes int) (int, error) {
+	if e.fast == nil {
+		for i := range vs {
+			if i > 0 && e.size() >= maxBytes {
+				return i, nil
+			}
+			if err := e.add(&vs[i]); err != nil {
+				return i, err
+			}
+		}
+		return len(vs), nil
+	}
+	e.ready()
+	for i := range vs {
+		if i > 0 && len(e.vals.Buf) >= maxBytes {
+			return i, nil
+		}
+		start := e.vals.Begin()
+		e.vals.Buf = e.fast.Append(e.vals.Buf, &vs[i])
+		if len(e.vals.Buf)-start > maxSmallArg {
+			if err := e.end(start, nil); err != nil {
+				return i, err
+			}
+			continue
+		}
+		e.vals.End(start)
+	}
+	return len(vs), nil
+}
+
+// maxSmallArg is the size up to which an argument fits in any frame: no
+// Config.MaxFrameSize is checked against it.
+const maxSmallArg = 4 << 10
+
+// ready gives a new chunk the buffers of a finished one, or buffers the
+// size of the last one.
+func (e *argEncoder[I]) ready() {
+	if cap(e.vals.Buf) > 0 {
+		return
+	}
+	if n := len(e.free); n > 0 {
+		e.vals = wire.Values{Buf: e.free[n-1].Buf[:0], Span: e.free[n-1].Span[:0]}
+		e.free = e.free[:n-1]
+	} else if e.last > 0 {
+		e.vals = wire.Values{Buf: make([]byte, 0, e.last), Span: make([]uint32, 0, 2*e.lastN)}
+	}
+}
+
+// end ends the argument begun at start, whose encoding ended with err:
+// one that failed, or does not fit in a frame, is a *[CodecError] and is
+// dropped.
+func (e *argEncoder[I]) end(start int, err error) error {
 	if n := len(e.vals.Buf) - start; err == nil && e.maxFrame > 0 && runFrameSize(e.task, 1, n) > e.maxFrame {
 		err = fmt.Errorf("encoded argument of %d bytes does not fit in a frame of %d bytes (Config.MaxFrameSize): %w", n, e.maxFrame, ErrFrameTooLarge)
 	}

@@ -166,14 +166,10 @@ func (m *mapRun[I, O]) queue(group []*batch) error {
 // cut short when the arguments reach Config.MaxChunkBytes.
 func (m *mapRun[I, O]) chunk() (*batch, error) {
 	start := m.next
-	for i := start; i < len(m.in) && i-start < m.size; i++ {
-		if i > start && m.e.size() >= m.p.cfg.MaxChunkBytes {
-			break
-		}
-		if err := m.e.add(&m.in[i]); err != nil {
-			m.e.take()
-			return nil, &ElementError{Index: i, Err: err}
-		}
+	n, err := m.e.addAll(m.in[start:min(len(m.in), start+m.size)], m.p.cfg.MaxChunkBytes)
+	if err != nil {
+		m.e.take()
+		return nil, &ElementError{Index: start + n, Err: err}
 	}
 	args := m.e.take()
 	m.next += args.Len()
