@@ -59,20 +59,13 @@ func (e *argEncoder[I]) addAll(vs []I, maxBytes int) (int, error) {
 		}
 		start := e.vals.Begin()
 		e.vals.Buf = e.fast.Append(e.vals.Buf, &vs[i])
-		if len(e.vals.Buf)-start > maxSmallArg {
-			if err := e.end(start, nil); err != nil {
-				return i, err
-			}
-			continue
+		if e.maxFrame > 0 && runFrameSize(e.task, 1, len(e.vals.Buf)-start) > e.maxFrame {
+			return i, e.end(start, nil) // the error
 		}
 		e.vals.End(start)
 	}
 	return len(vs), nil
 }
-
-// maxSmallArg is the size up to which an argument fits in any frame: no
-// Config.MaxFrameSize is checked against it.
-const maxSmallArg = 4 << 10
 
 // ready gives a new chunk the buffers of a finished one, or buffers the
 // size of the last one.
