@@ -16,10 +16,10 @@ type batch struct {
 	outs  outcomes    // how its calls ended
 	got   int         // outcomes received so far; a large run's results come in parts
 	state batchState
-	done  func() // called once, under the pool's lock, when every outcome is set
+	done  func(*batch) // called once, under the pool's lock, when every outcome is set
 
 	first    int             // index of its first call in the caller's input (Map)
-	elem     func(i int) int // the index of its call i in the caller's input (Map, Imap); nil for a Submit
+	elem     func(b *batch, i int) int // the index of its call i in the caller's input (Map, Imap); nil for a Submit
 	deadline time.Time       // the deadline of the caller's context, or zero
 	holder   *member         // the worker holding it, while running
 	sent     time.Time       // when it was given to holder
@@ -55,7 +55,7 @@ const (
 	finished                       // every outcome set
 )
 
-func newBatch(task string, args wire.Values, done func()) *batch {
+func newBatch(task string, args wire.Values, done func(*batch)) *batch {
 	return &batch{task: task, args: args, done: done}
 }
 

@@ -70,8 +70,9 @@ type processConn struct {
 	out     []*batch      // posted, not yet written
 	cancels []wire.Cancel // not yet written
 
-	sendMu sync.Mutex // held while writing to stdin; guards spare
-	spare  []*batch   // the writer's buffer, swapped with out
+	sendMu  sync.Mutex // held while writing to stdin; guards spare and writing
+	spare   []*batch   // the writer's buffer, swapped with out
+	writing wire.Run   // the Run being written, kept to spare an allocation per run
 
 	deadlines bool          // stdout takes read deadlines: a caller's read can be cut short (readrole.go)
 	rdWake    chan struct{} // wakes the conn's reader to look whether it should read
@@ -308,7 +309,8 @@ func (c *processConn) sendAll() bool {
 		err := error(nil)
 		for _, b := range runs {
 			if err == nil {
-				err = c.stream.Write(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Deadline: b.deadlineNanos()})
+				c.writing = wire.Run{ID: b.id, Task: b.task, Args: b.args, Deadline: b.deadlineNanos()}
+				err = c.stream.Write(&c.writing)
 			}
 			if err == nil {
 				b.written.Store(true) // its arguments are read no more
@@ -323,6 +325,7 @@ func (c *processConn) sendAll() bool {
 			err = c.stream.Flush()
 		}
 		clear(runs) // the buffer must not keep finished batches, and their arguments, alive
+		c.writing = wire.Run{}
 		c.spare = runs
 		if err != nil {
 			// Most often the worker has just died, and its end says why;

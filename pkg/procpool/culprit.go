@@ -23,7 +23,7 @@ func (c culprit) elem() int {
 	if c.b.elem == nil {
 		return -1
 	}
-	return c.b.elem(c.i)
+	return c.b.elem(c.b, c.i)
 }
 
 // recoverLast records the outcomes that m's journal, last, holds for the

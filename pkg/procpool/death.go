@@ -241,7 +241,7 @@ func (p *Pool) requeuePieces(b *batch, idx []int, tries int) {
 		p.nextID++
 		piece := &batch{id: p.nextID, task: b.task, args: b.args.Slice(j, j+1), tries: tries, state: queued, parent: b, at: j, cost: b.cost, deadline: b.deadline}
 		if b.elem != nil {
-			piece.elem = func(int) int { return b.elem(j) }
+			piece.elem = func(*batch, int) int { return b.elem(b, j) }
 		}
 		p.queue.pushFront(piece)
 		p.pending++

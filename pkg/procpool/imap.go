@@ -161,9 +161,9 @@ func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool),
 		finish()
 		return f, false
 	}
-	b := newBatch(t.name, e.take(), finish)
+	b := newBatch(t.name, e.take(), func(*batch) { finish() })
 	b.deadline, _ = ctx.Deadline()
-	b.elem = f.elem
+	b.elem = func(_ *batch, k int) int { return f.elem(k) }
 	if err := p.enqueue(b); err != nil {
 		for i := range f.errs {
 			if f.errs[i] == nil {

@@ -81,6 +81,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	}
 	_, m.sharesBytes = any(&m.out).(*[][]byte)
 	m.back.signal = make(chan struct{}, 1)
+	m.finished = m.back.add
 	m.deadline, _ = ctx.Deadline()
 	for m.next < len(in) || len(m.live) > 0 {
 		if err := m.fill(); err != nil {
@@ -124,6 +125,7 @@ type mapRun[I, O any] struct {
 	windowBytes int                 // liveBytes stops growing at this
 	queuedYet   int                 // chunks queued so far
 	back        returns
+	finished    func(*batch) // back.add, made once: each chunk's done
 
 	// The first failed element, unless another's call killed its worker:
 	// that one says what went wrong.
@@ -176,11 +178,14 @@ func (m *mapRun[I, O]) chunk() (*batch, error) {
 	b := newBatch(m.t.name, args, nil)
 	b.buf = args.Buf
 	b.first = start
-	b.elem = func(i int) int { return start + i }
+	b.elem = mapElem
 	b.deadline = m.deadline
-	b.done = func() { m.back.add(b) }
+	b.done = m.finished
 	return b, nil
 }
+
+// mapElem is the index in a Map's input of call i of chunk b.
+func mapElem(b *batch, i int) int { return b.first + i }
 
 // decode stores the results of a finished chunk, and lets it go.
 func (m *mapRun[I, O]) decode(b *batch) {

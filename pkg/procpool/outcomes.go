@@ -17,6 +17,7 @@ import (
 type outcomes struct {
 	parts  []part
 	failed []failure // nil, or one per call of the batch
+	one    [1]part   // parts' first array: most batches get their values in one part
 }
 
 // part is the values of calls first, first+1, ...: one per call, empty for
@@ -34,6 +35,9 @@ type failure struct {
 
 // add records the values of calls first on.
 func (o *outcomes) add(first int, vals wire.Values) {
+	if o.parts == nil {
+		o.parts = o.one[:0]
+	}
 	o.parts = append(o.parts, part{first: first, vals: vals})
 }
 

@@ -245,7 +245,7 @@ func (p *Pool) finish(b *batch) {
 // piece split from a lost chunk, to the chunk it came from.
 func (p *Pool) complete(b *batch) {
 	if b.parent == nil {
-		b.done()
+		b.done(b)
 		return
 	}
 	b.parent.outs.merge(b.parent.calls(), b.at, &b.outs)

@@ -111,7 +111,7 @@ func (t *Task[I, O]) Submit(p *Pool, in I) *Future[O] {
 		close(f.ch)
 		return f
 	}
-	f.b = newBatch(t.name, args, func() { close(f.ch) })
+	f.b = newBatch(t.name, args, func(*batch) { close(f.ch) })
 	// Its caller may read the result itself (readrole.go), unless the pool
 	// times calls out: a result left unread would look late.
 	f.b.direct = p.cfg.TaskTimeout == 0
