@@ -18,22 +18,22 @@ type batch struct {
 	state batchState
 	done  func(*batch) // called once, under the pool's lock, when every outcome is set
 
-	first    int             // index of its first call in the caller's input (Map)
+	first    int                       // index of its first call in the caller's input (Map)
 	elem     func(b *batch, i int) int // the index of its call i in the caller's input (Map, Imap); nil for a Submit
-	deadline time.Time       // the deadline of the caller's context, or zero
-	holder   *member         // the worker holding it, while running
-	sent     time.Time       // when it was given to holder
-	cold     bool            // holder was idle when given it: its time includes a wake-up
-	cost     *taskCost       // what runs of its task have been measured to take
-	expect   time.Duration   // what it was expected to take when posted; 0 if not measured
-	tries    int             // times its calls were lost with a worker
-	parent   *batch          // for a call split from a lost chunk: the chunk
-	at       int             // for a call split from a lost chunk: its index in parent
-	quiet    bool            // being posted by enqueue, whose caller writes it (conn.sendNow): the conn's writer is not woken
-	direct   bool            // a Submit's, being posted during the Submit: its caller may read its result (readrole.go)
-	lessee   *processConn    // the conn that leased reading b's result to its caller; set before Submit returns
-	leased   bool            // the lease on lessee holds; guarded by lessee.rdMu
-	left     int             // for a lost chunk: calls split from it not yet finished
+	deadline time.Time                 // the deadline of the caller's context, or zero
+	holder   *member                   // the worker holding it, while running
+	sent     time.Time                 // when it was given to holder
+	cold     bool                      // holder was idle when given it: its time includes a wake-up
+	cost     *taskCost                 // what runs of its task have been measured to take
+	expect   time.Duration             // what it was expected to take when posted; 0 if not measured
+	tries    int                       // times its calls were lost with a worker
+	parent   *batch                    // for a call split from a lost chunk: the chunk
+	at       int                       // for a call split from a lost chunk: its index in parent
+	quiet    bool                      // being posted by enqueue, whose caller writes it (conn.sendNow): the conn's writer is not woken
+	direct   bool                      // a Submit's, being posted during the Submit: its caller may read its result (readrole.go)
+	lessee   *processConn              // the conn that leased reading b's result to its caller; set before Submit returns
+	leased   bool                      // the lease on lessee holds; guarded by lessee.rdMu
+	left     int                       // for a lost chunk: calls split from it not yet finished
 
 	// A Map reuses the buffer that holds a chunk's arguments for a later
 	// chunk once it is sure nothing reads them any more: the batch was
