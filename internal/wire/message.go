@@ -275,6 +275,10 @@ func (m *Run) decode(d *Decoder) error {
 	}
 	m.Args = Values{Buf: d.b, Span: make([]uint32, 0, 2*n)}
 	for range n {
+		if start, end, ok := d.shortBin(); ok {
+			m.Args.Span = append(m.Args.Span, start, end)
+			continue
+		}
 		v := d.bin("an argument")
 		if d.err != nil {
 			return d.err
@@ -316,13 +320,9 @@ func (m *Result) decode(d *Decoder) error {
 	m.Items, m.Fails = nil, nil
 	m.Values = Values{Buf: d.b, Span: make([]uint32, 0, 2*n)}
 	for i := range n {
-		// The usual item, OK and short, without the calls.
-		if b, at := d.b, d.off; at+1 < len(b) && b[at] == codeBin8 {
-			if n, start := int(b[at+1]), at+2; n <= len(b)-start {
-				d.off = start + n
-				m.Values.Span = append(m.Values.Span, uint32(start), uint32(d.off))
-				continue
-			}
+		if start, end, ok := d.shortBin(); ok { // an OK item
+			m.Values.Span = append(m.Values.Span, start, end)
+			continue
 		}
 		var it Item
 		if d.item(&it); d.err != nil {

@@ -237,6 +237,20 @@ func (d *Decoder) bin(what string) []byte {
 	return d.b[at:d.off:d.off]
 }
 
+// shortBin reads a byte string of up to 255 bytes, the usual argument or
+// value, with none of bin's calls, and returns where it lies in the body.
+// For anything else it reads nothing and reports false.
+func (d *Decoder) shortBin() (start, end uint32, ok bool) {
+	b, at := d.b, d.off
+	if at+1 < len(b) && b[at] == codeBin8 {
+		if n, from := int(b[at+1]), at+2; n <= len(b)-from {
+			d.off = from + n
+			return uint32(from), uint32(d.off), true
+		}
+	}
+	return 0, 0, false
+}
+
 // str reads a string through bin, so its length is checked against the
 // bytes left before anything is allocated.
 func (d *Decoder) str(what string) string { return string(d.bin(what)) }
