@@ -123,13 +123,18 @@ func (p *Pool) hasRoom(m *member, b *batch, share int, now time.Time) bool {
 }
 
 // feedRunning reports whether b should go to a worker that is running
-// rather than wake an idle one: when waking a worker costs more than twice
-// b's calls themselves, the running workers already keep every CPU busy, and
-// the workers outnumber the CPUs more than twice over. Then more workers only
-// add context switches. With fewer, spreading costs little and keeps every
-// worker warm, which matters when workers die and must be replaced.
+// rather than wake an idle one: when b's calls are tiny (they take less than
+// queueTarget) and waking a worker costs more than twice what they take,
+// the running workers already keep every CPU busy, and the workers
+// outnumber the CPUs more than twice over. Then more workers only add
+// context switches. With fewer, spreading costs little and keeps every
+// worker warm, which matters when workers die and must be replaced. Longer
+// calls always spread: they may wait rather than compute (a sleep, I/O), and
+// a worker's wake-up measured on an overloaded machine must not pile them on
+// a few workers.
 func (pl *placement) feedRunning(b *batch) bool {
-	return b.cost.least > 0 && pl.wake > 2*b.cost.least*time.Duration(b.calls()) &&
+	took := b.cost.least * time.Duration(b.calls())
+	return b.cost.least > 0 && took < queueTarget && pl.wake > 2*took &&
 		pl.busy >= cpus() && pl.ready > 2*cpus()
 }
 
@@ -153,13 +158,15 @@ func (pl *placement) learn(b *batch, n int, took, latency time.Duration) {
 	}
 }
 
-// least lowers *d to took, or lets it drift up towards took: the least of
-// recent measurements, which forgets a machine that was faster.
+// least lowers *d to took, or lets it drift up towards took, by at most
+// 1/32 of itself: the least of recent measurements, which forgets a machine
+// that was faster, but not at one outlier's word (a worker that waited
+// 300 ms for a CPU must not make every wake-up look 10 ms dear).
 func least(d *time.Duration, took time.Duration) {
 	if *d == 0 || took < *d {
 		*d = took
 	} else {
-		*d += (took - *d) / 32
+		*d += min(took-*d, *d) / 32
 	}
 }
 
