@@ -81,7 +81,7 @@ func Serve() {
 	// Die with the parent where no Pdeathsig does it.
 	watchParent()
 	s := &server{
-		stream: wire.NewStream(in, out, wire.DefaultMaxFrame),
+		stream: wire.NewStream(wire.Direct(in), wire.Direct(out), wire.DefaultMaxFrame),
 		runs:   make(chan *wire.Run, 64),
 		j:      j,
 	}

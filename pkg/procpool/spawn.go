@@ -59,7 +59,7 @@ func startProcess(s connSpec) (*processConn, error) {
 		stdin:      pipes.in,
 		stdout:     pipes.out,
 		stderr:     pipes.err,
-		stream:     wire.NewStream(pipes.out, pipes.in, s.maxFrame),
+		stream:     wire.NewStream(wire.Direct(pipes.out), wire.Direct(pipes.in), s.maxFrame),
 		wake:       make(chan struct{}, 1),
 		rdWake:     make(chan struct{}, 1),
 		deadlines:  pipes.out.SetReadDeadline(time.Time{}) == nil,
