@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !linux
 
 package wire
 
@@ -8,6 +8,7 @@ import (
 )
 
 // Direct returns f: on this system its reads and writes go through the Go
-// runtime as they are. (On Unix they are raw system calls, which spare the
-// runtime's monitor thread a wake-up per call.)
+// runtime as they are. (On Linux they are raw system calls, which spare the
+// runtime's monitor thread a wake-up per call; elsewhere the runtime makes
+// system calls through libc, or a raw one is not a stable interface.)
 func Direct(f *os.File) io.ReadWriter { return f }
