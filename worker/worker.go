@@ -110,7 +110,7 @@ func (s *server) serve() error {
 	applySettings(setup)
 	s.x = NewExecutor(setup)
 	s.x.j = s.j
-	s.x.c.Share = true // each frame read is fresh, and a run's alone
+	s.x.c.Share = true // each frame read is the run's alone, and recycled only if not lent
 	ready := &wire.Ready{}
 	if setup.InitTask != "" {
 		ready.Init = s.x.Init(setup.InitTask, setup.InitArg)
@@ -137,6 +137,12 @@ func (s *server) serve() error {
 		if err := s.x.Execute(r, emit); err != nil {
 			return err
 		}
+		// The frame is read no more, unless a task was handed an argument
+		// in it: then it is the task's.
+		if !s.x.c.Lent {
+			wire.Recycle(r.Args)
+		}
+		s.x.c.Lent = false
 	}
 	return nil
 }

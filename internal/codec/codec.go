@@ -34,6 +34,10 @@ type Codec struct {
 	// a caller that owns those bytes and never writes them again, as a
 	// worker process owns each frame it reads.
 	Share bool
+	// Lent is set once a value has been handed out in the bytes it was
+	// decoded from (see Share): their owner must then keep them as they
+	// are, rather than reuse them, and clears it.
+	Lent bool
 }
 
 // MinShared is the size from which a []byte value may be handed out in the

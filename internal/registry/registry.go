@@ -132,6 +132,7 @@ func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 		if bytesIn && c.Share && len(arg) >= codec.MinShared {
 			if b, ok := codec.Bin(arg); ok {
 				in, shared = any(b).(I)
+				c.Lent = c.Lent || shared
 			}
 		}
 		if !shared {

@@ -14,6 +14,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"github.com/procpool/procpool/internal/bufpool"
 )
 
 // Version is the protocol version. Both sides must agree on it; it travels
@@ -98,8 +100,10 @@ func NewReader(r io.Reader, max int) *Reader {
 // SetMax changes the size limit.
 func (r *Reader) SetMax(max int) { r.max = max }
 
-// ReadFrame reads the next frame and returns its body in a new slice, which
-// the caller owns: messages decoded from it refer into it instead of copying.
+// ReadFrame reads the next frame and returns its body in a slice the caller
+// owns: messages decoded from it refer into it instead of copying. The slice
+// comes from [bufpool.Bytes], so a caller done with it and all that refers
+// into it may give it back (see [Recycle]).
 // At a clean end of stream it returns io.EOF; a stream cut inside a frame is
 // io.ErrUnexpectedEOF. Any other error of the stream, such as
 // os.ErrDeadlineExceeded, leaves the frame half read: the next ReadFrame,
@@ -132,7 +136,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 				Err:    ErrFrameTooLarge,
 			}
 		}
-		r.body = make([]byte, size)
+		r.body = bufpool.Bytes.Get(int(size))
 	}
 	for r.bodyN < len(r.body) {
 		n, err := r.br.Read(r.body[r.bodyN:])

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/procpool/procpool/internal/bufpool"
 )
 
 // Kind tags each message; it is the first element of every frame body.
@@ -156,7 +158,7 @@ func Pack(items []Item) (Values, []Fail) {
 	for i := range items {
 		n += len(items[i].Value)
 	}
-	vs := Values{Buf: make([]byte, 0, n), Span: make([]uint32, 0, 2*len(items))}
+	vs := Values{Buf: bufpool.Bytes.Get(n)[:0], Span: bufpool.Spans.Get(2 * len(items))[:0]}
 	var fails []Fail
 	for i := range items {
 		vs.Add(items[i].Value)
@@ -273,7 +275,7 @@ func (m *Run) decode(d *Decoder) error {
 	if d.err != nil {
 		return d.err
 	}
-	m.Args = Values{Buf: d.b, Span: make([]uint32, 0, 2*n)}
+	m.Args = Values{Buf: d.b, Span: bufpool.Spans.Get(2 * n)[:0]}
 	for range n {
 		if start, end, ok := d.shortBin(); ok {
 			m.Args.Span = append(m.Args.Span, start, end)
@@ -318,7 +320,7 @@ func (m *Result) decode(d *Decoder) error {
 	}
 	// The spans are the caller's to keep, with the frame: a new slice.
 	m.Items, m.Fails = nil, nil
-	m.Values = Values{Buf: d.b, Span: make([]uint32, 0, 2*n)}
+	m.Values = Values{Buf: d.b, Span: bufpool.Spans.Get(2 * n)[:0]}
 	for i := range n {
 		if start, end, ok := d.shortBin(); ok { // an OK item
 			m.Values.Span = append(m.Values.Span, start, end)

@@ -1,6 +1,10 @@
 package wire
 
-import "math"
+import (
+	"math"
+
+	"github.com/procpool/procpool/internal/bufpool"
+)
 
 // Values are encoded values held as slices of one buffer: a run's
 // arguments, or a result's values. A chunk of many small values costs its
@@ -26,6 +30,14 @@ func ValuesOf(vals ...[]byte) Values {
 		vs.Add(v)
 	}
 	return vs
+}
+
+// Recycle gives the buffers of vs to [bufpool], for later frames and
+// values. The caller must be done with vs, with any slice of it, and with
+// whatever was decoded from it by reference: nothing may read them again.
+func Recycle(vs Values) {
+	bufpool.Bytes.Put(vs.Buf)
+	bufpool.Spans.Put(vs.Span)
 }
 
 // Add appends a copy of v.

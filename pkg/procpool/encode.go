@@ -3,6 +3,7 @@ package procpool
 import (
 	"fmt"
 
+	"github.com/procpool/procpool/internal/bufpool"
 	"github.com/procpool/procpool/internal/codec"
 	"github.com/procpool/procpool/internal/wire"
 )
@@ -67,17 +68,19 @@ func (e *argEncoder[I]) addAll(vs []I, maxBytes int) (int, error) {
 	return len(vs), nil
 }
 
-// ready gives a new chunk the buffers of a finished one, or buffers the
-// size of the last one.
+// ready gives a new chunk the buffers of a finished one, or buffers a
+// little larger than the last one from the pool (see [wire.Recycle]).
 func (e *argEncoder[I]) ready() {
-	if cap(e.vals.Buf) > 0 {
-		return
-	}
-	if n := len(e.free); n > 0 {
+	switch n := len(e.free); {
+	case cap(e.vals.Buf) > 0:
+	case n > 0:
 		e.vals = wire.Values{Buf: e.free[n-1].Buf[:0], Span: e.free[n-1].Span[:0]}
 		e.free = e.free[:n-1]
-	} else if e.last > 0 {
-		e.vals = wire.Values{Buf: make([]byte, 0, e.last), Span: make([]uint32, 0, 2*e.lastN)}
+	case e.last > 0:
+		e.vals = wire.Values{
+			Buf:  bufpool.Bytes.Get(e.last + e.last/8)[:0],
+			Span: bufpool.Spans.Get(2 * (e.lastN + e.lastN/8))[:0],
+		}
 	}
 }
 
@@ -114,16 +117,27 @@ func (e *argEncoder[I]) take() wire.Values {
 	return args
 }
 
-// maxFree bounds the buffers an encoder keeps for later chunks.
+// maxFree bounds the buffers an encoder keeps for its later chunks.
 const maxFree = 8
 
 // recycle gives back the arguments of a chunk that nothing reads any more,
 // to build a later chunk in: a Map of large arguments then allocates for
-// its window, not for its input.
+// its window, not for its input. Kept here rather than only in the pool,
+// which the GC may empty at any time, it is sure to be reused.
 func (e *argEncoder[I]) recycle(args wire.Values) {
 	if cap(args.Buf) >= e.last && len(e.free) < maxFree {
 		e.free = append(e.free, args)
+		return
 	}
+	wire.Recycle(args)
+}
+
+// release gives the buffers the encoder kept to the pool, for other Maps.
+func (e *argEncoder[I]) release() {
+	for _, vs := range e.free {
+		wire.Recycle(vs)
+	}
+	e.free = nil
 }
 
 // runFrameSize bounds the size of a Run frame with n arguments of total

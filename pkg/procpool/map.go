@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/procpool/procpool/internal/codec"
+	"github.com/procpool/procpool/internal/wire"
 )
 
 // MapOption configures one call of [Task.Map], [Task.Imap] or
@@ -79,6 +80,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 		windowBytes: max(mapWindowBytes, 2*p.cfg.Workers*p.cfg.MaxChunkBytes),
 		firstAt:     len(in),
 	}
+	defer m.e.release()
 	_, m.sharesBytes = any(&m.out).(*[][]byte)
 	m.back.signal = make(chan struct{}, 1)
 	m.finished = m.back.add
@@ -208,6 +210,14 @@ func (m *mapRun[I, O]) decode(b *batch) {
 	for j, f := range b.outs.failed {
 		if f.err != nil {
 			m.failed(b.first+j, f.err, f.culprit)
+		}
+	}
+	// Nothing refers into the results' frames any more, unless they are
+	// the []byte values themselves; nor into the arguments, once written
+	// from a batch that was never split.
+	if !m.sharesBytes {
+		for _, pt := range b.outs.parts {
+			wire.Recycle(pt.vals)
 		}
 	}
 	if b.clean && b.written.Load() {

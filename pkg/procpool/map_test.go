@@ -7,9 +7,14 @@ package procpool_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -149,4 +154,83 @@ func TestLargeByteResultsAreTheCallers(t *testing.T) {
 		require.Equal(t, in[i][10:], out[i][10:len(in[i])], "result %d", i)
 	}
 	require.NoError(t, p.Close())
+}
+
+// Kept is a task that keeps every argument it is given, in its worker, and
+// reports whether all it kept still holds what it held when it came: each
+// argument is one byte value repeated. An argument handed to it in the
+// frame it came in must keep that frame out of reuse.
+var Kept = procpool.Register("test.kept", func(_ context.Context, b []byte) (bool, error) {
+	keptMu.Lock()
+	defer keptMu.Unlock()
+	kept = append(kept, b)
+	for _, k := range kept {
+		if len(k) > 0 && !bytes.Equal(k, bytes.Repeat(k[:1], len(k))) {
+			return false, nil
+		}
+	}
+	return true, nil
+})
+
+var (
+	keptMu sync.Mutex
+	kept   [][]byte
+)
+
+// TestRecycledBuffersStayApart runs Maps side by side, over and over, on
+// both backends: their frames and chunk buffers are recycled between them,
+// and each must still get exactly its own results. Arguments large enough
+// to be lent to a task in their frame stay as they came while the task
+// keeps them, and large []byte results, handed out in their frames, stay
+// the caller's after later Maps.
+func TestRecycledBuffersStayApart(t *testing.T) {
+	for name, backend := range map[string]procpool.Backend{"processes": procpool.Processes, "goroutines": procpool.Goroutines} {
+		t.Run(name, func(t *testing.T) {
+			p, _ := newPool(t, procpool.Config{Workers: 2, Backend: backend})
+			var g errgroup.Group
+			for k := range 4 {
+				g.Go(func() error {
+					in := make([]int, 20_000+k*3_001)
+					for i := range in {
+						in[i] = i*7 + k<<20
+					}
+					for range 10 {
+						out, err := Square.Map(ctx(t), p, in)
+						if err != nil {
+							return err
+						}
+						for i, v := range out {
+							if v != in[i]*in[i] {
+								return fmt.Errorf("map %d: element %d is %d, want %d", k, i, v, in[i]*in[i])
+							}
+						}
+					}
+					return nil
+				})
+			}
+			var echoed, sent [][]byte
+			g.Go(func() error {
+				for r := range 6 {
+					in := make([][]byte, 8)
+					for i := range in {
+						in[i] = bytes.Repeat([]byte{byte(r*8 + i)}, 60<<10+i*2<<10) // both sides of 64 KiB
+					}
+					if ok, err := Kept.Map(ctx(t), p, in, procpool.Chunksize(2)); err != nil || slices.Contains(ok, false) {
+						return fmt.Errorf("round %d: a kept argument changed under its task (%v, %v)", r, ok, err)
+					}
+					out, err := Echo.Map(ctx(t), p, in, procpool.Chunksize(3))
+					if err != nil {
+						return err
+					}
+					echoed, sent = append(echoed, out...), append(sent, in...)
+				}
+				return nil
+			})
+			require.NoError(t, g.Wait())
+			for i := range echoed {
+				require.Equal(t, sent[i], echoed[i], "echoed value %d, after later Maps", i)
+			}
+			require.NoError(t, p.Close())
+		})
+	}
 }
