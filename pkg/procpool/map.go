@@ -25,11 +25,20 @@ type mapOptions struct {
 
 // Chunksize sets the number of calls sent to a worker at once. For Map the
 // default is len(in) / (4 × workers), rounded up, like
-// multiprocessing.Pool.map. For Imap and ImapUnordered it fixes the size of
-// every chunk, which otherwise adapts to how long chunks take. Either way a
-// chunk is also cut short when its encoded arguments reach
-// [Config.MaxChunkBytes].
+// multiprocessing.Pool.map, but a default chunk also ends once its encoded
+// arguments reach 64 KiB: a large Map of small values then streams through
+// the workers in many chunks rather than in a few that each side must
+// encode, send and decode whole before the next step can start. For Imap
+// and ImapUnordered it fixes the size of every chunk, which otherwise adapts
+// to how long chunks take. Either way a chunk is also cut short when its
+// encoded arguments reach [Config.MaxChunkBytes].
 func Chunksize(n int) MapOption { return func(o *mapOptions) { o.chunksize = n } }
+
+// defaultChunkBytes is where Map cuts a chunk of the default size. Cold,
+// a Map of 1,000,000 ints on 2 workers ran 1.5 times as fast with chunks
+// cut at 64 or 128 KiB as with Pool.map's 125,000 calls (about 600 KiB);
+// at 256 KiB it was already slower.
+const defaultChunkBytes = 64 << 10
 
 // mapWindowBytes is the least a Map keeps of encoded arguments in flight.
 // It keeps the workers fed while the parent's memory stays bounded by the
@@ -66,14 +75,11 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	size := o.chunksize
-	if size <= 0 {
-		size = max(1, (len(in)+4*p.cfg.Workers-1)/(4*p.cfg.Workers))
-	}
+	size, maxBytes := chunking(len(in), p.cfg.Workers, o.chunksize, p.cfg.MaxChunkBytes)
 	c := codec.Get()
 	defer codec.Put(c)
 	m := mapRun[I, O]{
-		t: t, p: p, in: in, out: make([]O, len(in)), size: size,
+		t: t, p: p, in: in, out: make([]O, len(in)), size: size, maxBytes: maxBytes,
 		e:           t.encoder(p.cfg.MaxFrameSize, c),
 		c:           c,
 		live:        map[*batch]struct{}{},
@@ -106,6 +112,16 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	return m.out, nil
 }
 
+// chunking returns the calls per chunk of a Map of n calls on workers, and
+// where a chunk's arguments end, but for its first: as chunksize and
+// maxChunkBytes set them, or by default (chunksize 0) as [Chunksize] says.
+func chunking(n, workers, chunksize, maxChunkBytes int) (size, maxBytes int) {
+	if chunksize > 0 {
+		return chunksize, maxChunkBytes
+	}
+	return max(1, (n+4*workers-1)/(4*workers)), min(maxChunkBytes, defaultChunkBytes)
+}
+
 // mapRun is one call of Map: the input, the chunks in flight, the results.
 // Only Map's goroutine touches it, but for back.
 type mapRun[I, O any] struct {
@@ -114,6 +130,7 @@ type mapRun[I, O any] struct {
 	in       []I
 	out      []O
 	size     int // calls per chunk
+	maxBytes int // where a chunk's arguments end, but for its first
 	deadline time.Time
 	e        argEncoder[I]
 	c        *codec.Codec // decodes the results
@@ -167,10 +184,10 @@ func (m *mapRun[I, O]) queue(group []*batch) error {
 }
 
 // chunk encodes the next chunk of the input into a batch: up to size calls,
-// cut short when the arguments reach Config.MaxChunkBytes.
+// cut short when the arguments reach maxBytes.
 func (m *mapRun[I, O]) chunk() (*batch, error) {
 	start := m.next
-	n, err := m.e.addAll(m.in[start:min(len(m.in), start+m.size)], m.p.cfg.MaxChunkBytes)
+	n, err := m.e.addAll(m.in[start:min(len(m.in), start+m.size)], m.maxBytes)
 	if err != nil {
 		m.e.take()
 		return nil, &ElementError{Index: start + n, Err: err}
