@@ -33,6 +33,9 @@ type Executor struct {
 	used     int             // the most items res held in the run: those release clears
 	since    time.Time       // when the calls of the part being built began
 	j        *journal.Writer // records the call running and the outcomes not yet emitted; nil: none
+	// next reports, as a run ends, whether another is waiting to start;
+	// nil: never. See Execute.
+	next func() bool
 
 	mu         sync.Mutex         // guards the fields below
 	queued     map[uint64]bool    // runs received and not started: true once cancelled
@@ -109,7 +112,10 @@ type Emit func(res *wire.Result, flush bool) error
 // Execute runs every call of r in order and emits the outcomes, split into
 // Results that fit in a frame, or one per call in progress mode. The last
 // Result is emitted before Execute returns, so the parent knows which run was
-// in progress if the worker dies: the first one it has no complete result for.
+// in progress if the worker dies: the first one it has no complete result
+// for, unless the journal says a later one. It is flushed, but for a run
+// that another follows at once (next) and whose outcomes the journal holds:
+// its Result may wait to share a write with the next one's.
 //
 // The calls' context ends with the run's deadline (r.Deadline), or when the
 // run is cancelled; then the calls not started are not run, and fail with
@@ -145,6 +151,7 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	size := 0
 	h := registry.Get(r.Task)
 	calls := r.Args.Len()
+	journaled := true
 	for i := range calls {
 		x.j.Start(r.ID, i)
 		// The call's outcome goes straight into the next item.
@@ -171,7 +178,7 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 		size += n
 		// An outcome the journal cannot hold goes to the parent now, with
 		// those before it: a death must not lose a completed call.
-		if !x.j.Done(r.ID, i, it) && !x.progress && i < calls-1 {
+		if journaled = x.j.Done(r.ID, i, it); !journaled && !x.progress && i < calls-1 {
 			if err := x.emitPart(res, emit, true, nil); err != nil {
 				return err
 			}
@@ -184,8 +191,20 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 			size = 0
 		}
 	}
-	return x.emit(res, emit, true)
+	// The last Result may wait for those of the run that follows at once,
+	// to share a write and a wake-up of the parent with them, if the
+	// journal holds its outcomes meanwhile: a death then loses none. Only
+	// a quick run's: after a long one the next is likely long too, and the
+	// wait would cost a wake-up of its own (see HoldLimit).
+	hold := !x.progress && x.j != nil && journaled && x.next != nil && time.Since(x.since) < HoldLimit && x.next()
+	return x.emit(res, emit, !hold)
 }
+
+// HoldLimit is the longest a Result waits to share a write with the next
+// run's (see Execute): if that run is not done by then, the Result goes on
+// its own. It is also the longest a run may have taken for its Result to
+// wait at all.
+const HoldLimit = 100 * time.Microsecond
 
 // emit emits res, stamped with the time its calls took. Once a flush has
 // put the outcomes in the parent's reach, the journal forgets them.

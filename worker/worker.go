@@ -17,6 +17,8 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/procpool/procpool/internal/executable"
 	"github.com/procpool/procpool/internal/journal"
@@ -100,6 +102,10 @@ type server struct {
 	runs   chan *wire.Run // from the reader to the serve loop
 	x      *Executor
 	j      *journal.Writer // nil for a worker its pool did not start itself
+
+	wmu     sync.Mutex  // guards the stream's writes, and the fields below
+	pending bool        // Results written and not yet flushed
+	flusher *time.Timer // flushes them HoldLimit after, if nothing else has
 }
 
 func (s *server) serve() error {
@@ -123,18 +129,11 @@ func (s *server) serve() error {
 	}
 
 	go s.readLoop()
-	emit := func(res *wire.Result, flush bool) error {
-		err := s.stream.Write(res)
-		if err == nil && flush {
-			err = s.stream.Flush()
-		}
-		if err != nil {
-			return fmt.Errorf("write result: %w", err)
-		}
-		return nil
-	}
+	s.x.next = func() bool { return len(s.runs) > 0 }
+	s.flusher = time.AfterFunc(time.Hour, s.flushPending)
+	s.flusher.Stop()
 	for r := range s.runs {
-		if err := s.x.Execute(r, emit); err != nil {
+		if err := s.x.Execute(r, s.emit); err != nil {
 			return err
 		}
 		// The frame is read no more, unless a task was handed an argument
@@ -145,6 +144,38 @@ func (s *server) serve() error {
 		s.x.c.Lent = false
 	}
 	return nil
+}
+
+// emit writes a Result; flushes it, or has the timer flush it soon.
+func (s *server) emit(res *wire.Result, flush bool) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err := s.stream.Write(res)
+	if err == nil && flush {
+		err = s.stream.Flush()
+		if s.pending {
+			s.pending = false
+			s.flusher.Stop()
+		}
+	} else if err == nil && !s.pending {
+		s.pending = true
+		s.flusher.Reset(HoldLimit)
+	}
+	if err != nil {
+		return fmt.Errorf("write result: %w", err)
+	}
+	return nil
+}
+
+// flushPending flushes the Results that waited HoldLimit for a run's. An
+// error is left for the serve loop's next write to meet.
+func (s *server) flushPending() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.pending {
+		s.pending = false
+		_ = s.stream.Flush()
+	}
 }
 
 // openJournal maps the journal the pool passed, if it did, and closes its

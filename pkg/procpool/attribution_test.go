@@ -207,3 +207,42 @@ func TestLaunchedWorkersChargeTheRunningChunk(t *testing.T) {
 		})
 	}
 }
+
+// TestDeathKeepsHeldResults: a worker holds the Result of a run that
+// another follows at once, to send both in one write; killed before it
+// sends them, it loses none of them. One worker runs a Map in chunks of
+// one call, so it holds many runs at once; call 13 kills it as it starts.
+// Every other call completes, and runs once.
+func TestDeathKeepsHeldResults(t *testing.T) {
+	for range 5 {
+		p, _ := newPool(t, procpool.Config{Workers: 1, OnCrash: procpool.Respawn})
+		dir := t.TempDir()
+		in := make([]AttribArg, 200)
+		for i := range in {
+			in[i] = AttribArg{I: i, Dir: dir}
+		}
+		// Warm up: measured to be tiny, the calls are sent ahead many at
+		// a time.
+		_, err := DieAtOnce.Map(ctx(t), p, in[100:], procpool.Chunksize(1))
+		require.NoError(t, err)
+		in[13].Die = "sigkill"
+		_, err = DieAtOnce.Map(ctx(t), p, in[:100], procpool.Chunksize(1))
+		var elem *procpool.ElementError
+		require.ErrorAs(t, err, &elem)
+		require.Equal(t, 13, elem.Index)
+		require.ErrorIs(t, err, procpool.ErrWorkerLost)
+		for i := range 100 {
+			st, err := os.Stat(filepath.Join(dir, strconv.Itoa(i)))
+			if i == 13 {
+				require.ErrorIs(t, err, os.ErrNotExist)
+				continue
+			}
+			require.NoError(t, err, "element %d never ran", i)
+			require.EqualValues(t, 1, st.Size(), "element %d ran %d times", i, st.Size())
+		}
+		st := p.Stats()
+		require.Equal(t, 1, st.Lost)
+		require.Equal(t, 199, st.Completed)
+		require.NoError(t, p.Close())
+	}
+}

@@ -141,3 +141,23 @@ func TestImapContext(t *testing.T) {
 	require.ErrorIs(t, errs[0], context.DeadlineExceeded)
 	require.NoError(t, p.Close())
 }
+
+// TestHeldResultIsNotLate: a quick run's Result, held back to share a
+// write with the next run's, goes out on its own once that run turns out
+// to be long: the results of tiny calls are yielded at once, not after the
+// long call queued behind them on the same worker.
+func TestHeldResultIsNotLate(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 1})
+	_, err := Sleep.Map(ctx(t), p, make([]int, 50), procpool.Chunksize(1)) // measured tiny: sent ahead
+	require.NoError(t, err)
+	in := append(make([]int, 30), 2000)
+	start := time.Now()
+	var took []time.Duration
+	for _, err := range Sleep.Imap(ctx(t), p, slices.Values(in), procpool.Chunksize(1)) {
+		require.NoError(t, err)
+		took = append(took, time.Since(start))
+	}
+	require.Len(t, took, len(in))
+	assert.Less(t, took[len(in)-2], time.Second, "a tiny call's result waited for the long call after it")
+	require.NoError(t, p.Close())
+}

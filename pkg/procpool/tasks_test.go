@@ -572,17 +572,36 @@ type AttribArg struct {
 // Attrib marks each run of its call in a file, then dies as Die says or
 // returns I squared.
 var Attrib = procpool.Register("test.attrib", func(_ context.Context, a AttribArg) (int, error) {
-	f, err := os.OpenFile(filepath.Join(a.Dir, strconv.Itoa(a.I)), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
+	if err := markRun(a); err != nil {
 		return 0, err
 	}
-	f.Write([]byte{'x'})
-	f.Close()
 	if a.Die != "" {
 		crash(a.Die)
 	}
 	return a.I * a.I, nil
 })
+
+// DieAtOnce is Attrib, but a call told to die does so as it starts,
+// unmarked: within microseconds of the call before it.
+var DieAtOnce = procpool.Register("test.die-at-once", func(_ context.Context, a AttribArg) (int, error) {
+	if a.Die != "" {
+		crash(a.Die)
+	}
+	if err := markRun(a); err != nil {
+		return 0, err
+	}
+	return a.I * a.I, nil
+})
+
+// markRun appends a byte to the file of a's call.
+func markRun(a AttribArg) error {
+	f, err := os.OpenFile(filepath.Join(a.Dir, strconv.Itoa(a.I)), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Write([]byte{'x'})
+	return f.Close()
+}
 
 // Pattern returns n bytes that depend on seed, for results a test can
 // check byte for byte.
