@@ -31,6 +31,8 @@ type Executor struct {
 	c        *codec.Codec
 	res      wire.Result
 	used     int             // the most items res held in the run: those release clears
+	items    []wire.Item     // res's items while it holds Values instead (runBulk)
+	vals     wire.Values     // the values of the part runBulk builds
 	since    time.Time       // when the calls of the part being built began
 	j        *journal.Writer // records the call running and the outcomes not yet emitted; nil: none
 	// next reports, as a run ends, whether another is waiting to start;
@@ -145,20 +147,31 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	defer x.c.Reset()
 
 	res := &x.res
-	res.ID, res.More, res.Items = r.ID, false, slices.Grow(res.Items[:0], min(r.Args.Len(), partItems))
+	res.ID, res.More, res.Items, res.Values = r.ID, false, slices.Grow(res.Items[:0], min(r.Args.Len(), partItems)), wire.Values{}
 	x.since = time.Now()
 	defer x.release()
 	size := 0
 	h := registry.Get(r.Task)
 	calls := r.Args.Len()
 	journaled := true
-	for i := range calls {
+	i, pre := 0, (*wire.Item)(nil)
+	if bulk := registry.GetBulk(r.Task); bulk != nil && !x.progress {
+		var err error
+		if i, pre, size, journaled, err = x.runBulk(runCtx, deadline, r, bulk, emit); err != nil {
+			return err
+		}
+	}
+	for ; i < calls; i++ {
 		x.j.Start(r.ID, i)
 		// The call's outcome goes straight into the next item.
 		k := len(res.Items)
 		res.Items = append(res.Items, wire.Item{})
 		it := &res.Items[k]
-		x.call(runCtx, deadline, h, r.Args.At(i), it)
+		if pre != nil {
+			*it, pre = *pre, nil // runBulk ran it
+		} else {
+			x.call(runCtx, deadline, h, r.Args.At(i), it)
+		}
 		n := itemSize(it)
 		if n > x.budget {
 			*it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), x.budget)}
@@ -230,9 +243,19 @@ const partItems = 4096
 // alive: the items it used, not the whole buffer, which a long run grew
 // and which every later tiny run would clear again.
 func (x *Executor) release() {
+	if x.res.Items == nil { // a Result of Values: its items wait aside
+		x.res.Items = x.items
+	}
+	x.res.Values, x.items = wire.Values{}, nil
 	clear(x.res.Items[:x.used])
 	x.used = 0
+	if cap(x.vals.Buf) > maxKeptValues {
+		x.vals = wire.Values{} // a long run's buffer, which tiny ones would keep alive
+	}
 }
+
+// maxKeptValues bounds the values buffer kept between runs.
+const maxKeptValues = 1 << 20
 
 // call runs one call; in progress mode under a context of its own, so that
 // cancelling it spares the rest of the run. A call whose run's context has

@@ -14,7 +14,8 @@ import (
 )
 
 func init() {
-	registry.Register("worker-test.double", registry.Func(func(_ context.Context, n int) (int, error) { return 2 * n, nil }), "worker-test.double(int) int", 0)
+	double := func(_ context.Context, n int) (int, error) { return 2 * n, nil }
+	registry.Register("worker-test.double", registry.Func(double), registry.BulkFunc(double, registry.Func(double)), "worker-test.double(int) int", 0)
 }
 
 // TestLongRunStreamsItsResultsInParts: a run of many calls comes back in
@@ -34,14 +35,15 @@ func TestLongRunStreamsItsResultsInParts(t *testing.T) {
 	next := 0
 	err := x.Execute(&wire.Run{ID: 7, Task: "worker-test.double", Args: wire.ValuesOf(args...)}, func(res *wire.Result, _ bool) error {
 		require.Equal(t, uint64(7), res.ID)
-		require.Equal(t, next+len(res.Items) < calls, res.More, "More on part %d", len(parts))
-		for _, it := range res.Items {
+		items := res.Outcomes()
+		require.Equal(t, next+len(items) < calls, res.More, "More on part %d", len(parts))
+		for _, it := range items {
 			var got int
 			require.NoError(t, c.Decode(it.Value, &got))
 			require.Equal(t, 2*next, got, "call %d", next)
 			next++
 		}
-		parts = append(parts, len(res.Items))
+		parts = append(parts, len(items))
 		return nil
 	})
 	require.NoError(t, err)
@@ -62,7 +64,7 @@ func TestRunsForgetTheirValues(t *testing.T) {
 		}
 		got := 0
 		require.NoError(t, x.Execute(&wire.Run{ID: 1, Task: "worker-test.double", Args: wire.ValuesOf(args...)}, func(res *wire.Result, _ bool) error {
-			got += len(res.Items)
+			got += res.Len()
 			return nil
 		}))
 		require.Equal(t, calls, got)

@@ -121,17 +121,8 @@ func (w *Writer) Done(run uint64, index int, it *wire.Item) bool {
 	if w == nil {
 		return true
 	}
-	// The usual outcome: a short value, of the call after the one before.
-	if it.Status == wire.StatusOK && len(it.Value) < 0x80 && run == w.next.run && index == w.next.index {
-		at := headerLen + w.n
-		if end := at + 2 + len(it.Value); end <= len(w.mem) {
-			w.mem[at], w.mem[at+1] = byte(wire.StatusOK), byte(len(it.Value)) // a uvarint of one byte
-			copy(w.mem[at+2:end], it.Value)
-			w.n = end - headerLen
-			w.next.index++
-			w.put(offLen, uint64(w.n)) // publish
-			return true
-		}
+	if it.Status == wire.StatusOK && w.short(run, index, it.Value) {
+		return true
 	}
 	need := 1 + binary.MaxVarintLen32 + len(it.Value)
 	if it.Status != wire.StatusOK {
@@ -177,6 +168,33 @@ func (w *Writer) Done(run uint64, index int, it *wire.Item) bool {
 	w.n += p
 	w.next.run, w.next.index = run, index+1
 	w.put(offLen, uint64(w.n)) // publish: the entry is whole
+	return true
+}
+
+// DoneOK is Done of a call that returned value.
+func (w *Writer) DoneOK(run uint64, index int, value []byte) bool {
+	if w == nil || w.short(run, index, value) {
+		return true
+	}
+	return w.Done(run, index, &wire.Item{Value: value})
+}
+
+// short records the usual outcome, a short value of the call after the one
+// before, and reports whether it was one.
+func (w *Writer) short(run uint64, index int, value []byte) bool {
+	if len(value) >= 0x80 || run != w.next.run || index != w.next.index {
+		return false
+	}
+	at := headerLen + w.n
+	end := at + 2 + len(value)
+	if end > len(w.mem) {
+		return false
+	}
+	w.mem[at], w.mem[at+1] = byte(wire.StatusOK), byte(len(value)) // a uvarint of one byte
+	copy(w.mem[at+2:end], value)
+	w.n = end - headerLen
+	w.next.index++
+	w.put(offLen, uint64(w.n)) // publish
 	return true
 }
 

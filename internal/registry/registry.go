@@ -31,8 +31,18 @@ func (h Handler) Call(ctx context.Context, c *codec.Codec, arg []byte) wire.Item
 	return it
 }
 
+// Bulk is a Handler for a worker's loop over a chunk, which a task has when
+// its argument and result types both have fast paths (see [BulkFunc]): it
+// runs one call and, if the call succeeds the fast way, appends its encoded
+// result to vals, as [wire.Values.Begin] and End would, and reports true.
+// Otherwise it runs the call as the Handler would and reports false, with
+// vals as it was and the outcome in *it: a failure, or rarely a success
+// that took the general way.
+type Bulk func(ctx context.Context, c *codec.Codec, arg []byte, vals *wire.Values, it *wire.Item) bool
+
 type entry struct {
 	handler   Handler
+	bulk      Bulk   // nil: none
 	signature string // "name(argument type) result type", to tell builds apart
 	where     string // file:line of the Register call, for the duplicate panic
 }
@@ -45,7 +55,7 @@ var (
 // Register adds a task. A second task of the same name panics, naming both
 // places, because two binaries that disagree on a name would run the wrong
 // code. signature describes the task's types (see Signature).
-func Register(name string, h Handler, signature string, callerSkip int) {
+func Register(name string, h Handler, bulk Bulk, signature string, callerSkip int) {
 	where := Where(callerSkip + 1)
 	mu.Lock()
 	defer mu.Unlock()
@@ -55,7 +65,7 @@ func Register(name string, h Handler, signature string, callerSkip int) {
 	if prev, dup := entries[name]; dup {
 		panic(fmt.Sprintf("procpool: task %q registered twice: at %s and at %s", name, prev.where, where))
 	}
-	entries[name] = entry{handler: h, signature: signature, where: where}
+	entries[name] = entry{handler: h, bulk: bulk, signature: signature, where: where}
 }
 
 // Where returns the file:line of a caller: 0 is Where's caller, 1 that
@@ -79,6 +89,13 @@ func CheckTypes[I, O any]() error {
 		return fmt.Errorf("its result type %s cannot come back from a worker: %w", reflect.TypeFor[O](), err)
 	}
 	return nil
+}
+
+// GetBulk returns the Bulk form of a task, or nil if it has none.
+func GetBulk(name string) Bulk {
+	mu.RLock()
+	defer mu.RUnlock()
+	return entries[name].bulk
 }
 
 // Lookup returns the handler of a task.
@@ -157,6 +174,36 @@ func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 			return
 		}
 		*it = wire.Item{Value: v}
+	}
+}
+
+// BulkFunc returns the Bulk form of fn, whose Handler is h (Func(fn)), or
+// nil if I or O has no fast path. A []byte argument takes the Handler's
+// way, which may lend it the frame it arrived in.
+func BulkFunc[I, O any](fn func(context.Context, I) (O, error), h Handler) Bulk {
+	fastIn, fastOut := codec.FastFor[I](), codec.FastFor[O]()
+	if _, bytesIn := any((*I)(nil)).(*[]byte); fastIn == nil || fastOut == nil || bytesIn {
+		return nil
+	}
+	return func(ctx context.Context, c *codec.Codec, arg []byte, vals *wire.Values, it *wire.Item) bool {
+		var in I
+		if !fastIn.Decode(arg, &in) {
+			h(ctx, c, arg, it) // the general way, and its error
+			return false
+		}
+		out, err, panicked := call(ctx, fn, in)
+		switch {
+		case panicked != nil:
+			*it = *panicked
+			return false
+		case err != nil:
+			*it = wire.Item{Status: wire.StatusError, Message: err.Error(), Codes: errcode.Codes(err)}
+			return false
+		}
+		start := vals.Begin()
+		vals.Buf = fastOut.Append(vals.Buf, &out)
+		vals.End(start)
+		return true
 	}
 }
 

@@ -22,8 +22,8 @@ func TestSignature(t *testing.T) {
 }
 
 func TestSignaturesSorted(t *testing.T) {
-	Register("zz.b", nil, "zz.b(int) int", 0)
-	Register("zz.a", nil, "zz.a(string) string", 0)
+	Register("zz.b", nil, nil, "zz.b(int) int", 0)
+	Register("zz.a", nil, nil, "zz.a(string) string", 0)
 	sigs := Signatures()
 	assert.IsNonDecreasing(t, sigs)
 	assert.Contains(t, sigs, "zz.a(string) string")

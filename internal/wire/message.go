@@ -292,6 +292,24 @@ func (m *Run) decode(d *Decoder) error {
 
 func (m *Result) encode(enc *Encoder) error {
 	e := enc.enc
+	if m.Items == nil && m.Fails == nil {
+		// Values alone, as a worker's loop over a chunk builds them: the
+		// items a Result of Items would give, all OK, written as a Run's
+		// arguments are.
+		if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(m.Values.Len())); err != nil {
+			return err
+		}
+		if raw, ok := m.Values.framed(); ok {
+			enc.raw(raw)
+			return nil
+		}
+		for i := range m.Values.Len() {
+			if err := enc.bin(m.Values.At(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	items := m.Outcomes()
 	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(items))); err != nil {
 		return err

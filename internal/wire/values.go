@@ -40,6 +40,14 @@ func Recycle(vs Values) {
 	bufpool.Spans.Put(vs.Span)
 }
 
+// Clone returns a copy of vs, in buffers of its own.
+func (vs Values) Clone() Values {
+	c := Values{Buf: bufpool.Bytes.Get(len(vs.Buf)), Span: bufpool.Spans.Get(len(vs.Span))}
+	copy(c.Buf, vs.Buf)
+	copy(c.Span, vs.Span)
+	return c
+}
+
 // Add appends a copy of v.
 func (vs *Values) Add(v []byte) {
 	start := len(vs.Buf)

@@ -112,7 +112,10 @@ func (c *goroutineConn) run() {
 // deliver hands a Result to the scheduler as it would come from a pipe,
 // with the values copied out of the executor's arena, which it reuses.
 func (c *goroutineConn) deliver(res *wire.Result, _ bool) error {
-	vals, fails := wire.Pack(res.Items)
+	vals, fails := res.Values.Clone(), []wire.Fail(nil)
+	if res.Items != nil {
+		vals, fails = wire.Pack(res.Items)
+	}
 	if c.ev.result(&wire.Result{ID: res.ID, More: res.More, Took: res.Took, Values: vals, Fails: fails}) != nil {
 		return errAbandoned
 	}

@@ -58,7 +58,8 @@ func Register[I, O any](name string, fn func(context.Context, I) (O, error)) *Ta
 	if err := registry.CheckTypes[I, O](); err != nil {
 		panic(fmt.Sprintf("procpool: task %q registered at %s cannot run in a worker: %v", name, registry.Where(1), err))
 	}
-	registry.Register(name, registry.Func(fn), registry.Signature[I, O](name), 1)
+	h := registry.Func(fn)
+	registry.Register(name, h, registry.BulkFunc(fn, h), registry.Signature[I, O](name), 1)
 	return &Task[I, O]{name: name, fastIn: codec.FastFor[I](), fastOut: codec.FastFor[O]()}
 }
 
