@@ -88,6 +88,21 @@ func (e *Encoder) raw(b []byte) {
 	e.buf.b = append(e.buf.b, b...)
 }
 
+// values encodes vs as byte strings one after another: from Buf whole if
+// it holds them so (see Values.Begin), else one by one.
+func (e *Encoder) values(vs Values) error {
+	if raw, ok := vs.framed(); ok {
+		e.raw(raw)
+		return nil
+	}
+	for i := range vs.Len() {
+		if err := e.bin(vs.At(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // bin encodes a byte string, as a segment when it is large enough.
 func (e *Encoder) bin(b []byte) error {
 	n := len(b)

@@ -255,16 +255,7 @@ func (m *Run) encode(enc *Encoder) error {
 	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindRun)), e.EncodeUint(m.ID), e.EncodeString(m.Task), e.EncodeInt(m.Deadline), e.EncodeArrayLen(m.Args.Len())); err != nil {
 		return err
 	}
-	if raw, ok := m.Args.framed(); ok {
-		enc.raw(raw)
-		return nil
-	}
-	for i := range m.Args.Len() {
-		if err := enc.bin(m.Args.At(i)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return enc.values(m.Args)
 }
 
 func (m *Run) decode(d *Decoder) error {
@@ -292,27 +283,21 @@ func (m *Run) decode(d *Decoder) error {
 
 func (m *Result) encode(enc *Encoder) error {
 	e := enc.enc
-	if m.Items == nil && m.Fails == nil {
-		// Values alone, as a worker's loop over a chunk builds them: the
-		// items a Result of Items would give, all OK, written as a Run's
-		// arguments are.
-		if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(m.Values.Len())); err != nil {
-			return err
-		}
-		if raw, ok := m.Values.framed(); ok {
-			enc.raw(raw)
-			return nil
-		}
-		for i := range m.Values.Len() {
-			if err := enc.bin(m.Values.At(i)); err != nil {
-				return err
-			}
-		}
-		return nil
+	// Values alone, as a worker's loop over a chunk builds them, are the
+	// items a Result of Items would give, all OK, written as a Run's
+	// arguments are.
+	valuesOnly := m.Items == nil && m.Fails == nil
+	var items []Item
+	n := m.Values.Len()
+	if !valuesOnly {
+		items = m.Outcomes()
+		n = len(items)
 	}
-	items := m.Outcomes()
-	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(len(items))); err != nil {
+	if err := firstErr(e.EncodeArrayLen(5), e.EncodeUint(uint64(KindResult)), e.EncodeUint(m.ID), e.EncodeBool(m.More), e.EncodeInt(int64(m.Took)), e.EncodeArrayLen(n)); err != nil {
 		return err
+	}
+	if valuesOnly {
+		return enc.values(m.Values)
 	}
 	for i := range items {
 		// The usual item, OK and short, as Item.encode writes it.
