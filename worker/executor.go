@@ -208,16 +208,16 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	// to share a write and a wake-up of the parent with them, if the
 	// journal holds its outcomes meanwhile: a death then loses none. Only
 	// a quick run's: after a long one the next is likely long too, and the
-	// wait would cost a wake-up of its own (see HoldLimit).
-	hold := !x.progress && x.j != nil && journaled && x.next != nil && time.Since(x.since) < HoldLimit && x.next()
+	// wait would cost a wake-up of its own (see holdLimit).
+	hold := !x.progress && x.j != nil && journaled && x.next != nil && time.Since(x.since) < holdLimit && x.next()
 	return x.emit(res, emit, !hold)
 }
 
-// HoldLimit is the longest a Result waits to share a write with the next
+// holdLimit is the longest a Result waits to share a write with the next
 // run's (see Execute): if that run is not done by then, the Result goes on
 // its own. It is also the longest a run may have taken for its Result to
 // wait at all.
-const HoldLimit = 100 * time.Microsecond
+const holdLimit = 100 * time.Microsecond
 
 // emit emits res, stamped with the time its calls took. Once a flush has
 // put the outcomes in the parent's reach, the journal forgets them.

@@ -105,7 +105,7 @@ type server struct {
 
 	wmu     sync.Mutex  // guards the stream's writes, and the fields below
 	pending bool        // Results written and not yet flushed
-	flusher *time.Timer // flushes them HoldLimit after, if nothing else has
+	flusher *time.Timer // flushes them holdLimit after, if nothing else has
 }
 
 func (s *server) serve() error {
@@ -159,7 +159,7 @@ func (s *server) emit(res *wire.Result, flush bool) error {
 		}
 	} else if err == nil && !s.pending {
 		s.pending = true
-		s.flusher.Reset(HoldLimit)
+		s.flusher.Reset(holdLimit)
 	}
 	if err != nil {
 		return fmt.Errorf("write result: %w", err)
@@ -167,7 +167,7 @@ func (s *server) emit(res *wire.Result, flush bool) error {
 	return nil
 }
 
-// flushPending flushes the Results that waited HoldLimit for a run's. An
+// flushPending flushes the Results that waited holdLimit for a run's. An
 // error is left for the serve loop's next write to meet.
 func (s *server) flushPending() {
 	s.wmu.Lock()
