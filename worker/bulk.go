@@ -31,10 +31,12 @@ func (x *Executor) runBulk(ctx context.Context, deadline time.Time, r *wire.Run,
 	for i = range calls {
 		x.j.Start(r.ID, i)
 		if ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
-			return x.leaveBulk(i, nil, size, journaled)
+			x.leaveBulk()
+			return i, nil, size, journaled, nil
 		}
 		if !bulk(ctx, x.c, r.Args.At(i), vals, &it) {
-			return x.leaveBulk(i, &it, size, journaled)
+			x.leaveBulk()
+			return i, &it, size, journaled, nil
 		}
 		n := len(vals.Span)
 		start := vals.Span[n-2]
@@ -42,7 +44,8 @@ func (x *Executor) runBulk(ctx context.Context, deadline time.Time, r *wire.Run,
 		if len(v)+16 > x.budget { // too large: the item path says so
 			vals.Buf, vals.Span = vals.Buf[:start-2], vals.Span[:n-2]
 			it = wire.Item{Value: v}
-			return x.leaveBulk(i, &it, size, journaled)
+			x.leaveBulk()
+			return i, &it, size, journaled, nil
 		}
 		if size+len(v)+16 > x.budget {
 			// The values before it fill a frame: they go as a part, and
@@ -82,13 +85,12 @@ func (x *Executor) emitValues(res *wire.Result, emit Emit, flush bool) error {
 }
 
 // leaveBulk turns the values of the part being built into the Items of
-// x.res, for Execute to go on from call i with pre, its outcome if known.
-func (x *Executor) leaveBulk(i int, pre *wire.Item, size int, journaled bool) (int, *wire.Item, int, bool, error) {
+// x.res, for Execute to go on with call by call.
+func (x *Executor) leaveBulk() {
 	res, vals := &x.res, &x.vals
 	res.Items = slices.Grow(x.items[:0], vals.Len()+1) // not nil: a Result of Items
 	for k := range vals.Len() {
 		res.Items = append(res.Items, wire.Item{Value: vals.At(k)})
 	}
 	res.Values = wire.Values{}
-	return i, pre, size, journaled, nil
 }

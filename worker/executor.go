@@ -73,7 +73,8 @@ func NewExecutor(setup *wire.Setup) *Executor {
 // Init runs the initializer task once with arg and returns its outcome, with
 // no value: only whether it failed matters.
 func (x *Executor) Init(task string, arg []byte) wire.Item {
-	it := registry.Get(task).Call(context.Background(), x.c, arg)
+	h, _ := registry.Get(task)
+	it := h.Call(context.Background(), x.c, arg)
 	x.c.Reset()
 	it.Value = nil
 	return it
@@ -151,11 +152,11 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 	x.since = time.Now()
 	defer x.release()
 	size := 0
-	h := registry.Get(r.Task)
+	h, bulk := registry.Get(r.Task)
 	calls := r.Args.Len()
 	journaled := true
 	i, pre := 0, (*wire.Item)(nil)
-	if bulk := registry.GetBulk(r.Task); bulk != nil && !x.progress {
+	if bulk != nil && !x.progress {
 		var err error
 		if i, pre, size, journaled, err = x.runBulk(runCtx, deadline, r, bulk, emit); err != nil {
 			return err

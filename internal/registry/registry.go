@@ -91,30 +91,19 @@ func CheckTypes[I, O any]() error {
 	return nil
 }
 
-// GetBulk returns the Bulk form of a task, or nil if it has none.
-func GetBulk(name string) Bulk {
+// Get returns the handler of a task and its Bulk form, nil if it has none;
+// for a name nobody registered, a handler whose every call fails with
+// StatusUnknownTask.
+func Get(name string) (Handler, Bulk) {
 	mu.RLock()
-	defer mu.RUnlock()
-	return entries[name].bulk
-}
-
-// Lookup returns the handler of a task.
-func Lookup(name string) (Handler, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
 	e, ok := entries[name]
-	return e.handler, ok
-}
-
-// Get returns the handler of a task; for a name nobody registered, one
-// whose every call fails with StatusUnknownTask.
-func Get(name string) Handler {
-	if h, ok := Lookup(name); ok {
-		return h
+	mu.RUnlock()
+	if ok {
+		return e.handler, e.bulk
 	}
 	return func(_ context.Context, _ *codec.Codec, _ []byte, it *wire.Item) {
 		*it = wire.Item{Status: wire.StatusUnknownTask, Message: fmt.Sprintf("no task %q is registered in process %d", name, os.Getpid())}
-	}
+	}, nil
 }
 
 // Signatures returns the signatures of the registered tasks, sorted. Two
