@@ -28,10 +28,15 @@ const (
 type Pool[T any] struct {
 	classes [(maxShift - minShift) * steps]sync.Pool // of *[]T
 	holders sync.Pool                                // empty *[]T, to spare Put an allocation
+	// alloc makes a slice of length n and capacity size when the pool has
+	// none; nil: make.
+	alloc func(n, size int) []T
 }
 
-// Bytes is the pool of byte buffers: frames and encoded arguments.
-var Bytes Pool[byte]
+// Bytes is the pool of byte buffers: frames and encoded arguments. A large
+// buffer it makes is neither cleared nor faulted in page by page (see
+// uninitBytes).
+var Bytes = Pool[byte]{alloc: uninitBytes}
 
 // Spans is the pool of the spans that index values in a buffer
 // (wire.Values).
@@ -50,6 +55,9 @@ func (p *Pool[T]) Get(n int) []T {
 		*h = nil
 		p.holders.Put(h)
 		return s
+	}
+	if p.alloc != nil {
+		return p.alloc(n, size)
 	}
 	return make([]T, n, size)
 }
