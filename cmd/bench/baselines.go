@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -26,8 +27,9 @@ import (
 const roleEnv = "PROCPOOL_BENCH_ROLE"
 
 const (
-	roleEcho   = "echo"   // answers each 16-byte message with itself
-	roleStream = "stream" // copies stdin to stdout in 1 MiB reads
+	roleEcho    = "echo"    // answers each 16-byte message with itself
+	roleStream  = "stream"  // copies stdin to stdout in 1 MiB reads
+	roleSleeper = "sleeper" // answers each byte n after n sleeps of 10 ms
 )
 
 // pingSize is the message of the ping-pong floor: about the size of a
@@ -57,6 +59,19 @@ func serveRole() {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case roleSleeper:
+		msg := make([]byte, 1)
+		for {
+			if _, err := io.ReadFull(os.Stdin, msg); err != nil {
+				os.Exit(0)
+			}
+			for range msg[0] {
+				time.Sleep(scaleSleepMs * time.Millisecond)
+			}
+			if _, err := os.Stdout.Write(msg); err != nil {
+				os.Exit(1)
+			}
+		}
 	case roleMemory:
 		serveMemory()
 	}
@@ -302,3 +317,45 @@ func gcPerHeap(outs []ChurnOut) float64 {
 // errMismatch reports a result that is not what the task should return: a
 // benchmark that measured wrong work must not print a figure.
 var errMismatch = errors.New("wrong result")
+
+// bareSleeps times k sleeper children each sleeping perChild sleeps of
+// 10 ms, all at once: from the bytes that start them to the last one's
+// answer, the children started and answering beforehand. It is the sleep
+// Map's work with no pool and no message per call: what k Go processes
+// asleep and waking cost on this machine.
+func bareSleeps(k, perChild int) (time.Duration, error) {
+	if perChild > math.MaxUint8 {
+		return 0, fmt.Errorf("bare sleeps: %d sleeps per child, at most %d", perChild, math.MaxUint8)
+	}
+	cs := make([]*child, 0, k)
+	defer func() {
+		for _, c := range cs {
+			c.stop()
+		}
+	}()
+	for range k {
+		c, err := startChild(roleSleeper, k)
+		if err != nil {
+			return 0, err
+		}
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
+		if err := c.ping([]byte{0}); err != nil {
+			return 0, err
+		}
+	}
+	start := time.Now()
+	for _, c := range cs {
+		if _, err := c.in.Write([]byte{byte(perChild)}); err != nil {
+			return 0, err
+		}
+	}
+	msg := make([]byte, 1)
+	for _, c := range cs {
+		if _, err := io.ReadFull(c.out, msg); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}

@@ -144,6 +144,11 @@ func TestQuick(t *testing.T) {
 		if assert.NotNil(t, ideal, "ideal sleeps, %d workers", k) {
 			assert.Equal(t, float64(quickSizes.SleepsPerWorker*scaleSleepMs), ideal.Median)
 		}
+		// Bare processes sleep at least the ideal: they sleep it.
+		bare := rep.find(wScaleSleep, iBare, k, "")
+		if assert.NotNil(t, bare, "bare sleeps, %d workers", k) && ideal != nil {
+			assert.GreaterOrEqual(t, bare.Median, ideal.Median, "bare sleeps, %d workers", k)
+		}
 	}
 
 	// 11 targets of sections 1 to 6, 4 of the fast data path's at 2

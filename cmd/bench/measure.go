@@ -35,10 +35,12 @@ func isScaling(workload string) bool { return strings.HasPrefix(workload, "scale
 
 // Implementation names, as they appear in -json. A floor is what the
 // hardware and kernel allow with no library at all; serial is the one-core
-// reference of the speed-ups; the others are the contenders.
+// reference of the speed-ups; bare is the scaling sleeps' work done by
+// plain processes, no pool; the others are the contenders.
 const (
 	iFloor      = "floor"
 	iSerial     = "serial"
+	iBare       = "bare"
 	iProcesses  = "processes"
 	iGoroutines = "goroutines"
 	iErrgroup   = "errgroup"
@@ -179,6 +181,8 @@ func implLabel(impl, workload string) string {
 		return "errgroup SetLimit"
 	case iSerial:
 		return "serial (one goroutine)"
+	case iBare:
+		return "bare Go processes, no pool"
 	case iPool:
 		switch workload {
 		case wRoundTrip, wScaleRoundTrip:

@@ -70,13 +70,13 @@ var sections = []struct{ workload, title string }{
 	{wScaleReady, "7h. Scaling, Respawn: a worker's SIGKILL to its replacement ready for work"},
 }
 
-var implOrder = []string{iFloor, iSerial, iProcesses, iGoroutines, iErrgroup, iPool, iPPE}
+var implOrder = []string{iFloor, iSerial, iBare, iProcesses, iGoroutines, iErrgroup, iPool, iPPE}
 
 var chunkOrder = []string{"", "1", "10", "100", "1000", "default"}
 
 // isPeer says whether an implementation competes; floors and the serial
-// reference do not.
-func isPeer(impl string) bool { return impl != iFloor && impl != iSerial }
+// and bare references do not.
+func isPeer(impl string) bool { return impl != iFloor && impl != iSerial && impl != iBare }
 
 // floorOf returns the floor of r's workload at r's worker count, and at its
 // chunk (the payload's block size) if the floor has one.

@@ -120,6 +120,14 @@ func newScalingSuite(ctx context.Context, sizes Sizes, counts []int, progress fu
 		n, idealMs := scaleSleeps(sizes, k)
 		ideal := s.add(newResult(wScaleSleep, iFloor, implLabel(iFloor, wScaleSleep), k))
 		ideal.N, ideal.Runs, ideal.Note = n, []float64{idealMs}, "computed"
+		bare := s.add(newResult(wScaleSleep, iBare, implLabel(iBare, wScaleSleep), k))
+		bare.N = n
+		bare.Note = fmt.Sprintf("%d processes of this program each sleep %d × %d ms, started together; no pool, no message per sleep", k, sizes.SleepsPerWorker, scaleSleepMs)
+		s.do(sec, func() error {
+			d, err := bareSleeps(k, sizes.SleepsPerWorker)
+			bare.Runs = append(bare.Runs, millis(d))
+			return err
+		})
 		r := proc(wScaleSleep, k)
 		r.Chunk, r.ChunkSize, r.N = "1", 1, n
 		args := slices.Repeat([]int{scaleSleepMs}, n)

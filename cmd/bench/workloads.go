@@ -350,6 +350,11 @@ func poolPayload(ctx context.Context, workers int, backend procpool.Backend, blo
 	if _, err := Echo.Map(ctx, p, blocks[:min(len(blocks), workers)], one); err != nil {
 		return 0, err
 	}
+	// The run before left its copies of the blocks as garbage: collected
+	// now, their memory holds this run's, as a Python peer's freed blocks
+	// do, rather than the heap growing into fresh pages before the
+	// collector runs.
+	settleHeap()
 	start := time.Now()
 	out, err := Echo.Map(ctx, p, blocks, one)
 	took := time.Since(start)
