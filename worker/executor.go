@@ -175,7 +175,7 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 		}
 		n := itemSize(it)
 		if n > x.budget {
-			*it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value), x.budget)}
+			*it = wire.Item{Status: wire.StatusTooLarge, Message: fmt.Sprintf("encoded result of %d bytes is over the %d-byte frame limit", len(it.Value)+len(it.Tail), x.budget)}
 			n = itemSize(it)
 		}
 		if size+n > x.budget {
@@ -191,8 +191,10 @@ func (x *Executor) Execute(r *wire.Run, emit Emit) error {
 		}
 		size += n
 		// An outcome the journal cannot hold goes to the parent now, with
-		// those before it: a death must not lose a completed call.
-		if journaled = x.j.Done(r.ID, i, it); !journaled && !x.progress && i < calls-1 {
+		// those before it: a death must not lose a completed call. So does
+		// a result sent from the task's own bytes (Tail), before the next
+		// call, which may reuse them, runs.
+		if journaled = x.j.Done(r.ID, i, it) && it.Tail == nil; !journaled && !x.progress && i < calls-1 {
 			if err := x.emitPart(res, emit, true, nil); err != nil {
 				return err
 			}
@@ -320,4 +322,6 @@ func (x *Executor) emitPart(res *wire.Result, emit Emit, flush bool, next *wire.
 }
 
 // itemSize bounds the encoded size of an item.
-func itemSize(it *wire.Item) int { return len(it.Value) + len(it.Message) + len(it.Stack) + 16 }
+func itemSize(it *wire.Item) int {
+	return len(it.Value) + len(it.Tail) + len(it.Message) + len(it.Stack) + 16
+}

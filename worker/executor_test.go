@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"testing"
@@ -16,6 +17,66 @@ import (
 func init() {
 	double := func(_ context.Context, n int) (int, error) { return 2 * n, nil }
 	registry.Register("worker-test.double", registry.Func(double), registry.BulkFunc(double, registry.Func(double)), "worker-test.double(int) int", 0)
+	fill := func(_ context.Context, n int) ([]byte, error) {
+		for i := range reused {
+			reused[i] = byte(n)
+		}
+		return reused, nil
+	}
+	registry.Register("worker-test.fill", registry.Func(fill), registry.BulkFunc(fill, registry.Func(fill)), "worker-test.fill(int) []byte", 0)
+}
+
+// reused is the one buffer worker-test.fill returns, filled anew each call.
+var reused = make([]byte, 128<<10)
+
+// TestReturnedBytesSentBeforeTheNextCall: a large []byte result goes out
+// from the bytes the task returned, so it must be written before the task
+// runs again and may reuse them, as a task that returns one buffer every
+// call does; with a journal or without, through the bulk loop or, in
+// progress mode, call by call.
+func TestReturnedBytesSentBeforeTheNextCall(t *testing.T) {
+	c := codec.New()
+	args := make([][]byte, 4)
+	for i := range args {
+		args[i], _ = c.Encode(i + 1)
+	}
+	for _, tc := range []struct {
+		name     string
+		journal  bool
+		progress bool
+	}{{"journal", true, false}, {"no journal", false, false}, {"progress", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := NewExecutor(&wire.Setup{Progress: tc.progress})
+			x.c.Share = true
+			if tc.journal {
+				x.j = journal.NewWriter(make([]byte, journal.Size))
+			}
+			var sent bytes.Buffer
+			w := wire.NewWriter(&sent, wire.DefaultMaxFrame)
+			emit := func(res *wire.Result, _ bool) error { return w.Write(res) }
+			require.NoError(t, x.Execute(&wire.Run{ID: 1, Task: "worker-test.fill", Args: wire.ValuesOf(args...)}, emit))
+			require.NoError(t, w.Flush())
+
+			r := wire.NewReader(&sent, wire.DefaultMaxFrame)
+			var got []wire.Item
+			for {
+				body, err := r.ReadFrame()
+				if err == io.EOF {
+					break
+				}
+				require.NoError(t, err)
+				m, err := wire.NewDecoder().Decode(body)
+				require.NoError(t, err)
+				got = append(got, m.(*wire.Result).Outcomes()...)
+			}
+			require.Len(t, got, len(args))
+			for i, it := range got {
+				var v []byte
+				require.NoError(t, c.Decode(it.Value, &v))
+				require.Equal(t, bytes.Repeat([]byte{byte(i + 1)}, len(reused)), v, "call %d's result", i)
+			}
+		})
+	}
 }
 
 // TestLongRunStreamsItsResultsInParts: a run of many calls comes back in
@@ -71,6 +132,7 @@ func TestRunsForgetTheirValues(t *testing.T) {
 		all := x.res.Items[:cap(x.res.Items)]
 		for i := range all {
 			require.Nil(t, all[i].Value, "item %d of the buffer after a run of %d calls", i, calls)
+			require.Nil(t, all[i].Tail, "item %d of the buffer after a run of %d calls", i, calls)
 		}
 	}
 }

@@ -32,7 +32,10 @@ type Codec struct {
 	// Share lets a task's []byte argument of MinShared bytes or more be
 	// handed out in the bytes it was decoded from rather than copied: for
 	// a caller that owns those bytes and never writes them again, as a
-	// worker process owns each frame it reads.
+	// worker process owns each frame it reads. It also lets a []byte
+	// result that large be sent from the bytes the task returned (see
+	// BinHeader and wire.Item.Tail), by a caller that sends it before the
+	// task runs again.
 	Share bool
 	// Lent is set once a value has been handed out in the bytes it was
 	// decoded from (see Share): their owner must then keep them as they

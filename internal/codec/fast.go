@@ -160,6 +160,16 @@ func (f *Fast[T]) Append(dst []byte, v *T) []byte {
 	return appendKind(dst, f.k, unsafe.Pointer(v), f.s)
 }
 
+// BinHeader appends to the arena the header that Fast.Encode gives a []byte
+// of n bytes, and returns it: the header, then the bytes, are that
+// encoding, which a caller may write one after the other rather than copy
+// a large []byte into the arena. It is valid until Reset.
+func (c *Codec) BinHeader(n int) []byte {
+	start := len(c.small)
+	c.small = appendBinHeader(c.small, n)
+	return c.small[start:len(c.small):len(c.small)]
+}
+
 // Encode encodes *v into c and returns it, exactly as c.Encode(*v) would,
 // with the same validity: until c is Reset, even as c grows.
 func (f *Fast[T]) Encode(c *Codec, v *T) []byte {

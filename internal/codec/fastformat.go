@@ -121,17 +121,21 @@ func appendString(dst []byte, s string) []byte {
 // appendBytes writes b as bin, an empty one as bin8 of length 0 (there is
 // no fixbin), and a nil one as nil.
 func appendBytes(dst []byte, b []byte) []byte {
-	switch n := len(b); {
-	case b == nil:
+	if b == nil {
 		return append(dst, mNil)
-	case n <= math.MaxUint8:
-		dst = append(dst, mBin8, byte(n))
-	case n <= math.MaxUint16:
-		dst = be.AppendUint16(append(dst, mBin16), uint16(n))
-	default:
-		dst = be.AppendUint32(append(dst, mBin32), uint32(n))
 	}
-	return append(dst, b...)
+	return append(appendBinHeader(dst, len(b)), b...)
+}
+
+// appendBinHeader writes the header of a byte string of n bytes.
+func appendBinHeader(dst []byte, n int) []byte {
+	switch {
+	case n <= math.MaxUint8:
+		return append(dst, mBin8, byte(n))
+	case n <= math.MaxUint16:
+		return be.AppendUint16(append(dst, mBin16), uint16(n))
+	}
+	return be.AppendUint32(append(dst, mBin32), uint32(n))
 }
 
 // appendArrayLen writes the header of a slice; a nil slice is nil instead.

@@ -121,6 +121,9 @@ func (w *Writer) Done(run uint64, index int, it *wire.Item) bool {
 	if w == nil {
 		return true
 	}
+	if it.Tail != nil { // large, and not the task's to reuse until it is sent
+		return false
+	}
 	if it.Status == wire.StatusOK && w.short(run, index, it.Value) {
 		return true
 	}

@@ -148,3 +148,16 @@ func BenchmarkCall(b *testing.B) {
 		}
 	}
 }
+
+// TestTailIsNotJournaled: an outcome whose value is in part the task's own
+// bytes (Item.Tail) is never copied into the log: the caller sends it at
+// once.
+func TestTailIsNotJournaled(t *testing.T) {
+	mem := newMem()
+	w := NewWriter(mem)
+	w.Start(1, 0)
+	require.False(t, w.Done(1, 0, &wire.Item{Value: []byte{0xc4, 3}, Tail: []byte{1, 2, 3}}))
+	r, err := Read(mem)
+	require.NoError(t, err)
+	assert.Empty(t, r.Entries)
+}

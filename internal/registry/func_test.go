@@ -164,3 +164,32 @@ func BenchmarkFunc(b *testing.B) {
 		})
 	}
 }
+
+// TestFuncSendsLargeByteResultsInPlace: with Codec.Share, a []byte result
+// of codec.MinShared bytes or more is its header in the arena and the
+// task's own bytes as the Tail, which together are the encoding a copy
+// would have; a smaller one, or any without Share, is encoded whole.
+func TestFuncSendsLargeByteResultsInPlace(t *testing.T) {
+	buf := bytes.Repeat([]byte{7}, 1<<20)
+	h := Func(func(_ context.Context, n int) ([]byte, error) { return buf[:n], nil })
+	for _, tc := range []struct {
+		size         int
+		share, inPut bool
+	}{
+		{codec.MinShared, true, true},
+		{1 << 20, true, true},
+		{codec.MinShared - 1, true, false},
+		{1 << 20, false, false},
+	} {
+		c := codec.New()
+		arg, err := c.Encode(tc.size)
+		require.NoError(t, err)
+		want, err := codec.New().Encode(buf[:tc.size])
+		require.NoError(t, err)
+		c.Share = tc.share
+		it := h.Call(context.Background(), c, bytes.Clone(arg))
+		require.Equal(t, wire.StatusOK, it.Status, it.Message)
+		require.Equal(t, want, append(bytes.Clone(it.Value), it.Tail...), "size %d, Share %v", tc.size, tc.share)
+		require.Equal(t, tc.inPut, it.Tail != nil && &it.Tail[0] == &buf[0], "size %d, Share %v", tc.size, tc.share)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/procpool/procpool/internal/codec"
 	"github.com/procpool/procpool/internal/errcode"
@@ -36,8 +37,9 @@ func (h Handler) Call(ctx context.Context, c *codec.Codec, arg []byte) wire.Item
 // runs one call and, if the call succeeds the fast way, appends its encoded
 // result to vals, as [wire.Values.Begin] and End would, and reports true.
 // Otherwise it runs the call as the Handler would and reports false, with
-// vals as it was and the outcome in *it: a failure, or rarely a success
-// that took the general way.
+// vals as it was and the outcome in *it: a failure, a success that took the
+// general way, or a large []byte result sent from where it is (see
+// [wire.Item.Tail]).
 type Bulk func(ctx context.Context, c *codec.Codec, arg []byte, vals *wire.Values, it *wire.Item) bool
 
 type entry struct {
@@ -132,6 +134,7 @@ func Signature[I, O any](name string) string {
 func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 	fastIn, fastOut := codec.FastFor[I](), codec.FastFor[O]()
 	_, bytesIn := any((*I)(nil)).(*[]byte)
+	_, bytesOut := any((*O)(nil)).(*[]byte)
 	return func(ctx context.Context, c *codec.Codec, arg []byte, it *wire.Item) {
 		var in I
 		shared := false
@@ -157,6 +160,9 @@ func Func[I, O any](fn func(context.Context, I) (O, error)) Handler {
 			*it = wire.Item{Status: wire.StatusError, Message: err.Error(), Codes: errcode.Codes(err)}
 			return
 		}
+		if inPlace(bytesOut, c, &out, it) {
+			return
+		}
 		v, err := codec.EncodeWith(c, fastOut, out)
 		if err != nil {
 			*it = wire.Item{Status: wire.StatusEncodeResult, Message: fmt.Sprintf("encode result of type %T: %v", out, err)}
@@ -174,6 +180,7 @@ func BulkFunc[I, O any](fn func(context.Context, I) (O, error), h Handler) Bulk 
 	if _, bytesIn := any((*I)(nil)).(*[]byte); fastIn == nil || fastOut == nil || bytesIn {
 		return nil
 	}
+	_, bytesOut := any((*O)(nil)).(*[]byte)
 	return func(ctx context.Context, c *codec.Codec, arg []byte, vals *wire.Values, it *wire.Item) bool {
 		var in I
 		if !fastIn.Decode(arg, &in) {
@@ -189,11 +196,30 @@ func BulkFunc[I, O any](fn func(context.Context, I) (O, error), h Handler) Bulk 
 			*it = wire.Item{Status: wire.StatusError, Message: err.Error(), Codes: errcode.Codes(err)}
 			return false
 		}
+		if inPlace(bytesOut, c, &out, it) {
+			return false
+		}
 		start := vals.Begin()
 		vals.Buf = fastOut.Append(vals.Buf, &out)
 		vals.End(start)
 		return true
 	}
+}
+
+// inPlace sets *it to the outcome of a []byte result (bytesOut: O is
+// []byte) of codec.MinShared bytes or more, if c lets it go from where the
+// task returned it (Codec.Share): its header in c's arena, and the task's
+// bytes as the Tail, not copied. It reports whether it did.
+func inPlace[O any](bytesOut bool, c *codec.Codec, out *O, it *wire.Item) bool {
+	if !bytesOut || !c.Share {
+		return false
+	}
+	b := *(*[]byte)(unsafe.Pointer(out)) // O is []byte: read as one, not boxed in an any
+	if len(b) < codec.MinShared {
+		return false
+	}
+	*it = wire.Item{Value: c.BinHeader(len(b)), Tail: b}
+	return true
 }
 
 // call runs fn, turning a panic into an Item that carries the stack.

@@ -125,6 +125,17 @@ func (e *Encoder) bin(b []byte) error {
 	return nil
 }
 
+// binParts encodes the byte string made of head and tail, one after
+// another, tail as a segment when it is large enough.
+func (e *Encoder) binParts(head, tail []byte) error {
+	if err := e.enc.EncodeBytesLen(len(head) + len(tail)); err != nil {
+		return err
+	}
+	e.buf.b = append(e.buf.b, head...)
+	e.raw(tail)
+	return nil
+}
+
 // forget drops the segments, so that the Encoder does not keep the
 // caller's byte strings alive.
 func (e *Encoder) forget() {

@@ -156,12 +156,12 @@ func (r *Result) Outcomes() []Item {
 func Pack(items []Item) (Values, []Fail) {
 	n := 0
 	for i := range items {
-		n += len(items[i].Value)
+		n += len(items[i].Value) + len(items[i].Tail)
 	}
 	vs := Values{Buf: bufpool.Bytes.Get(n)[:0], Span: bufpool.Spans.Get(2 * len(items))[:0]}
 	var fails []Fail
 	for i := range items {
-		vs.Add(items[i].Value)
+		vs.Add(items[i].Value, items[i].Tail)
 		if items[i].Status != StatusOK {
 			fails = append(fails, Fail{Index: i, Item: items[i]})
 		}
@@ -193,8 +193,13 @@ const (
 
 // Item is the outcome of one call.
 type Item struct {
-	Status  Status
-	Value   []byte   // for StatusOK
+	Status Status
+	Value  []byte // for StatusOK: the encoded value, or its start if Tail is set
+	// Tail is the rest of the encoded value, if set: the bytes of a large
+	// []byte result, which a worker writes from where the task returned
+	// them rather than copy them into Value, which holds their header.
+	// Only a worker's items have it; a decoded Item holds its value whole.
+	Tail    []byte
 	Message string   // for every other status
 	Stack   string   // for StatusPanic
 	Codes   []string // for StatusError: the well-known errors the task's error matches (see package errcode)
@@ -301,7 +306,7 @@ func (m *Result) encode(enc *Encoder) error {
 	}
 	for i := range items {
 		// The usual item, OK and short, as Item.encode writes it.
-		if it := &items[i]; it.Status == StatusOK && it.Value != nil && len(it.Value) <= math.MaxUint8 {
+		if it := &items[i]; it.Status == StatusOK && it.Value != nil && it.Tail == nil && len(it.Value) <= math.MaxUint8 {
 			enc.buf.b = append(enc.buf.b, codeBin8, byte(len(it.Value)))
 			enc.buf.b = append(enc.buf.b, it.Value...)
 			continue
@@ -356,7 +361,10 @@ func (m *Cancel) decode(d *Decoder) error {
 // [status, message, stack, codes]. Results are mostly OK, and this keeps
 // them to a byte-string header and the value.
 func (it *Item) encode(enc *Encoder) error {
-	if it.Status == StatusOK {
+	switch {
+	case it.Status == StatusOK && it.Tail != nil:
+		return enc.binParts(it.Value, it.Tail)
+	case it.Status == StatusOK:
 		return enc.bin(it.Value)
 	}
 	e := enc.enc

@@ -48,10 +48,12 @@ func (vs Values) Clone() Values {
 	return c
 }
 
-// Add appends a copy of v.
-func (vs *Values) Add(v []byte) {
+// Add appends a copy of the value made of parts, one after another.
+func (vs *Values) Add(parts ...[]byte) {
 	start := len(vs.Buf)
-	vs.Buf = append(vs.Buf, v...)
+	for _, p := range parts {
+		vs.Buf = append(vs.Buf, p...)
+	}
 	vs.Span = append(vs.Span, uint32(start), uint32(len(vs.Buf)))
 }
 
@@ -128,6 +130,9 @@ func Canonical(m Message) Message {
 		c := *m
 		c.Items, c.Values, c.Fails = nil, Values{}, nil
 		for _, it := range m.Outcomes() {
+			if it.Tail != nil {
+				it.Value, it.Tail = append(append([]byte(nil), it.Value...), it.Tail...), nil
+			}
 			if len(it.Value) == 0 {
 				it.Value = nil
 			}

@@ -465,3 +465,33 @@ func writeFrames(t *testing.T, ms ...Message) []byte {
 	require.NoError(t, w.Flush())
 	return buf.Bytes()
 }
+
+// TestItemTailIsItsValue: an Item whose value is split into Value and Tail
+// goes on the wire as the Item of the whole value does, byte for byte,
+// whether the Writer leaves the tail where it is (large) or copies it;
+// and Pack gives the whole value.
+func TestItemTailIsItsValue(t *testing.T) {
+	for _, n := range []int{3, splitMin - 3, splitMin, 1 << 20} {
+		value := bytes.Repeat([]byte{0xab}, n)
+		head, tail := value[:2], value[2:]
+		whole := &Result{ID: 9, Items: []Item{{Value: []byte{1}}, {Value: value}, {Status: StatusError, Message: "m"}}}
+		split := &Result{ID: 9, Items: []Item{{Value: []byte{1}}, {Value: head, Tail: tail}, {Status: StatusError, Message: "m"}}}
+		frame := func(m Message) []byte {
+			var buf bytes.Buffer
+			w := NewWriter(&buf, DefaultMaxFrame)
+			require.NoError(t, w.Write(m))
+			require.NoError(t, w.Flush())
+			return buf.Bytes()
+		}
+		require.Equal(t, frame(whole), frame(split), "n=%d", n)
+		body, err := NewEncoder().Message(split)
+		require.NoError(t, err)
+		require.Equal(t, frame(whole)[headerLen:], body, "n=%d, unsplit encoding", n)
+		require.Equal(t, Canonical(whole), Canonical(split), "n=%d", n)
+
+		vals, fails := Pack(split.Items)
+		require.Equal(t, 3, vals.Len())
+		require.Equal(t, value, vals.At(1), "n=%d", n)
+		require.Len(t, fails, 1)
+	}
+}
