@@ -234,3 +234,33 @@ func TestRecycledBuffersStayApart(t *testing.T) {
 		})
 	}
 }
+
+// refilled is the one buffer Refill returns: each call fills it anew.
+var refilled = make([]byte, 128<<10)
+
+// Refill returns refilled, filled with byte(n). Only one worker process may
+// run it at a time: the goroutine backend's calls would race on refilled.
+var Refill = procpool.Register("test.refill", func(_ context.Context, n int) ([]byte, error) {
+	for i := range refilled {
+		refilled[i] = byte(n)
+	}
+	return refilled, nil
+})
+
+// TestResultFromReusedBuffer: a task that returns the same buffer from every
+// call, refilled, gets each call's result back as it returned it, in chunks
+// of several calls too: a worker writes a large []byte result from the
+// task's own bytes, and must do so before the task runs again.
+func TestResultFromReusedBuffer(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 2})
+	in := make([]int, 40)
+	for i := range in {
+		in[i] = i
+	}
+	out, err := Refill.Map(ctx(t), p, in, procpool.Chunksize(4))
+	require.NoError(t, err)
+	for i, b := range out {
+		require.Equal(t, bytes.Repeat([]byte{byte(i)}, len(refilled)), b, "result %d", i)
+	}
+	require.NoError(t, p.Close())
+}
