@@ -11,7 +11,6 @@ package worker
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -82,11 +81,8 @@ func Serve() {
 	leadProcessGroup()
 	// Die with the parent where no Pdeathsig does it.
 	watchParent()
-	s := &server{
-		stream: wire.NewStream(wire.Direct(in), wire.Direct(out), wire.DefaultMaxFrame),
-		runs:   make(chan *wire.Run, 64),
-		j:      j,
-	}
+	stream := wire.NewStream(wire.Direct(in), wire.Direct(out), wire.DefaultMaxFrame)
+	s := &server{stream: stream, in: newIntake(stream, in), j: j}
 	if err := s.serve(); err != nil {
 		fmt.Fprintf(os.Stderr, "procpool worker: %v\n", err)
 		exit(ExitProtocol)
@@ -94,12 +90,11 @@ func Serve() {
 	exit(0)
 }
 
-// server is a worker process's side of the protocol: a reader goroutine
-// takes Runs and Cancels off the stream, and the serve loop executes the runs
-// in order.
+// server is a worker process's side of the protocol: its intake takes Runs
+// and Cancels off the stream, and the serve loop executes the runs in order.
 type server struct {
 	stream *wire.Stream
-	runs   chan *wire.Run // from the reader to the serve loop
+	in     *intake
 	x      *Executor
 	j      *journal.Writer // nil for a worker its pool did not start itself
 
@@ -128,14 +123,18 @@ func (s *server) serve() error {
 		return nil // the parent reports the failure; nothing to serve
 	}
 
-	go s.readLoop()
-	s.x.next = func() bool { return len(s.runs) > 0 }
+	s.in.start(s.x)
+	s.x.next = s.in.waiting
 	s.flusher = time.AfterFunc(time.Hour, s.flushPending)
 	s.flusher.Stop()
-	for r := range s.runs {
+	for {
+		r := s.in.next()
+		s.in.running()
+		start := time.Now()
 		if err := s.x.Execute(r, s.emit); err != nil {
 			return err
 		}
+		s.in.ran(time.Since(start))
 		// The frame is read no more, unless a task was handed an argument
 		// in it: then it is the task's.
 		if !s.x.c.Lent {
@@ -143,7 +142,6 @@ func (s *server) serve() error {
 		}
 		s.x.c.Lent = false
 	}
-	return nil
 }
 
 // emit writes a Result; flushes it, or has the timer flush it soon.
@@ -234,31 +232,5 @@ func applySettings(setup *wire.Setup) {
 		runtime.GOMAXPROCS(setup.GOMAXPROCS)
 	case setup.Share > 0:
 		runtime.GOMAXPROCS(max(1, runtime.NumCPU()/setup.Share))
-	}
-}
-
-// readLoop reads frames until the parent closes the stream. The end of the
-// stream ends the process at once, even mid-task: the parent is gone or has
-// no more use for this worker, and nothing may outlive it.
-func (s *server) readLoop() {
-	for {
-		m, err := s.stream.Read()
-		if err == io.EOF {
-			exit(0)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "procpool worker: read from parent: %v\n", err)
-			exit(ExitProtocol)
-		}
-		switch m := m.(type) {
-		case *wire.Run:
-			s.x.Queue(m.ID)
-			s.runs <- m
-		case *wire.Cancel:
-			s.x.Cancel(m.ID, m.Whole)
-		default:
-			fmt.Fprintf(os.Stderr, "procpool worker: unexpected %T message from parent\n", m)
-			exit(ExitProtocol)
-		}
 	}
 }

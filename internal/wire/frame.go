@@ -100,6 +100,10 @@ func NewReader(r io.Reader, max int) *Reader {
 // SetMax changes the size limit.
 func (r *Reader) SetMax(max int) { r.max = max }
 
+// Buffered reports whether bytes of a frame not yet returned have been read
+// from the stream: the next ReadFrame may not have to wait.
+func (r *Reader) Buffered() bool { return r.hdrN > 0 || r.br.Buffered() > 0 }
+
 // ReadFrame reads the next frame and returns its body in a slice the caller
 // owns: messages decoded from it refer into it instead of copying. The slice
 // comes from [bufpool.Bytes], so a caller done with it and all that refers

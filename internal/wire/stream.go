@@ -27,6 +27,10 @@ func (s *Stream) Read() (Message, error) {
 	return s.dec.Decode(body)
 }
 
+// Buffered reports whether part of the next message has arrived (see
+// Reader.Buffered).
+func (s *Stream) Buffered() bool { return s.r.Buffered() }
+
 // Release says that the Result read last is no longer in use.
 func (s *Stream) Release() { s.dec.Release() }
 

@@ -180,3 +180,32 @@ func TestTaskContextDeadline(t *testing.T) {
 		require.NoError(t, p.Close())
 	})
 }
+
+// TestCancelReachesAWorkerBetweenQuickRuns: a worker reads its stream
+// itself while its runs are quick, and has a reader goroutine read it while
+// one lasts. Back and forth between the two, a long call's Cancel still
+// reaches it: the call returns, and the same worker serves the next call at
+// once, long before KillGrace would have replaced it.
+func TestCancelReachesAWorkerBetweenQuickRuns(t *testing.T) {
+	p, _ := newPool(t, procpool.Config{Workers: 1, KillGrace: time.Minute})
+	pid, err := PID.Submit(p, struct{}{}).Get(ctx(t))
+	require.NoError(t, err)
+	for round := range 3 {
+		for i := range 50 {
+			v, err := Square.Submit(p, i).Get(ctx(t))
+			require.NoError(t, err)
+			require.Equal(t, i*i, v)
+		}
+		_, err := Sleep.Submit(p, 2).Get(ctx(t)) // past the inline reading's limit
+		require.NoError(t, err)
+		f := Sleep.Submit(p, 60_000)
+		time.Sleep(50 * time.Millisecond)
+		require.True(t, f.Cancel(), "round %d", round)
+		c, cancel := context.WithTimeout(ctx(t), 5*time.Second)
+		same, err := PID.Submit(p, struct{}{}).Get(c)
+		cancel()
+		require.NoError(t, err, "round %d: the worker did not learn of the Cancel", round)
+		require.Equal(t, pid, same, "round %d: the worker was replaced", round)
+	}
+	require.NoError(t, p.Close())
+}

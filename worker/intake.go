@@ -1,0 +1,189 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/procpool/procpool/internal/wire"
+)
+
+// intake takes a worker's runs and Cancels off its stream, and hands the
+// serve loop its runs in order.
+//
+// While runs are quick, the serve loop reads the stream itself between them:
+// a run that arrives while the worker waits is then executed by the
+// goroutine that read it, with no hand-off to wake another (on a worker of
+// two threads, a wake-up of the other thread, which here is a process
+// switch). A run that lasts longRun starts the reader goroutine, which reads
+// Cancels, the end of the stream and the runs that follow while it
+// executes; once runs are quick again, a read deadline stops the reader,
+// and the serve loop reads again. Where the stream takes no deadline, the
+// reader reads throughout.
+type intake struct {
+	stream *wire.Stream
+	file   *os.File       // the stream's read side, whose deadline stops the reader
+	x      *Executor      // which learns of runs queued and cancelled
+	runs   chan *wire.Run // from the reader to the serve loop
+
+	// Only the serve loop's goroutine uses these.
+	inline  bool          // the serve loop may read the stream (it takes deadlines)
+	reading bool          // the reader goroutine is, or is about to be, reading
+	watch   *time.Timer   // starts the reader when a run outlasts longRun
+	early   []*wire.Run   // runs the reader read before it stopped, in order
+	stopped chan struct{} // the reader's answer to a stop
+
+	// stopping tells the reader that its read deadline is a stop.
+	stopping atomic.Bool
+	// rmu is held by whoever reads the stream, so that the serve loop can
+	// ask, without waiting, whether a frame has arrived (see waiting).
+	rmu sync.Mutex
+}
+
+// A run that lasts longRun starts the reader goroutine; one that takes less
+// than quickRun, with none waiting, stops it. Between them, the intake keeps
+// what it has: runs of about that length neither start nor stop it each.
+const (
+	longRun  = 200 * time.Microsecond
+	quickRun = 50 * time.Microsecond
+)
+
+func newIntake(stream *wire.Stream, file *os.File) *intake {
+	return &intake{stream: stream, file: file, runs: make(chan *wire.Run, 64), stopped: make(chan struct{})}
+}
+
+// start gets the intake going, once the handshake is done, queueing runs
+// and applying Cancels with x.
+func (in *intake) start(x *Executor) {
+	in.x = x
+	in.inline = in.file.SetReadDeadline(time.Time{}) == nil
+	in.watch = time.AfterFunc(time.Hour, in.readLoop)
+	in.watch.Stop()
+	if !in.inline {
+		in.reading = true
+		go in.readLoop()
+	}
+}
+
+// next returns the next run: one the reader read, or, while it does not
+// read, one the serve loop reads itself.
+func (in *intake) next() *wire.Run {
+	if len(in.early) > 0 {
+		r := in.early[0]
+		in.early = in.early[1:]
+		return r
+	}
+	if in.reading {
+		return <-in.runs
+	}
+	select {
+	case r := <-in.runs:
+		return r
+	default:
+	}
+	in.rmu.Lock()
+	defer in.rmu.Unlock()
+	for {
+		if r := in.take(in.stream.Read()); r != nil {
+			return r
+		}
+	}
+}
+
+// running says that the run next returned starts: if it outlasts longRun,
+// the reader reads meanwhile.
+func (in *intake) running() {
+	if !in.reading {
+		in.watch.Reset(longRun)
+	}
+}
+
+// ran says that the run ended after took.
+func (in *intake) ran(took time.Duration) {
+	switch {
+	case !in.reading && !in.watch.Stop():
+		in.reading = true // it outlasted longRun: the reader reads
+	case in.reading && in.inline && took < quickRun && len(in.runs) == 0:
+		in.stop()
+	}
+}
+
+// waiting reports whether a run has arrived that the serve loop has not
+// started: read, or, as far as can be told without waiting, on its way.
+func (in *intake) waiting() bool {
+	if len(in.early) > 0 || len(in.runs) > 0 {
+		return true
+	}
+	if !in.rmu.TryLock() {
+		return false // the reader is reading: what it reads it will send
+	}
+	defer in.rmu.Unlock()
+	return in.stream.Buffered()
+}
+
+// stop stops the reader goroutine: a read deadline in the past ends its
+// read, and it answers. The runs it read meanwhile go first.
+func (in *intake) stop() {
+	in.stopping.Store(true)
+	_ = in.file.SetReadDeadline(time.Now())
+	for stopped := false; !stopped; {
+		select {
+		case r := <-in.runs: // it may be waiting to send one
+			in.early = append(in.early, r)
+		case <-in.stopped:
+			stopped = true
+		}
+	}
+	for len(in.runs) > 0 {
+		in.early = append(in.early, <-in.runs)
+	}
+	in.stopping.Store(false)
+	_ = in.file.SetReadDeadline(time.Time{})
+	in.reading = false
+}
+
+// readLoop is the reader goroutine: it reads frames and sends the runs to
+// the serve loop until stopped.
+func (in *intake) readLoop() {
+	for {
+		in.rmu.Lock()
+		m, err := in.stream.Read()
+		in.rmu.Unlock()
+		if err != nil && in.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			in.stopped <- struct{}{}
+			return
+		}
+		if r := in.take(m, err); r != nil {
+			in.runs <- r
+		}
+	}
+}
+
+// take deals with a message read from the stream: a Run it queues with the
+// executor and returns; a Cancel it applies, and returns nil. The end of
+// the stream ends the process at once, even mid-task: the parent is gone or
+// has no more use for this worker, and nothing may outlive it.
+func (in *intake) take(m wire.Message, err error) *wire.Run {
+	if err == io.EOF {
+		exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "procpool worker: read from parent: %v\n", err)
+		exit(ExitProtocol)
+	}
+	switch m := m.(type) {
+	case *wire.Run:
+		in.x.Queue(m.ID)
+		return m
+	case *wire.Cancel:
+		in.x.Cancel(m.ID, m.Whole)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "procpool worker: unexpected %T message from parent\n", m)
+	exit(ExitProtocol)
+	return nil
+}
