@@ -104,6 +104,16 @@ func (r *Reader) SetMax(max int) { r.max = max }
 // from the stream: the next ReadFrame may not have to wait.
 func (r *Reader) Buffered() bool { return r.hdrN > 0 || r.br.Buffered() > 0 }
 
+// Whole reports whether the next frame has arrived whole: ReadFrame will
+// return it without reading the stream.
+func (r *Reader) Whole() bool {
+	if r.hdrN > 0 || r.br.Buffered() < headerLen {
+		return false
+	}
+	hdr, _ := r.br.Peek(headerLen)
+	return int64(binary.BigEndian.Uint32(hdr)) <= int64(r.br.Buffered()-headerLen)
+}
+
 // ReadFrame reads the next frame and returns its body in a slice the caller
 // owns: messages decoded from it refer into it instead of copying. The slice
 // comes from [bufpool.Bytes], so a caller done with it and all that refers

@@ -31,6 +31,10 @@ func (s *Stream) Read() (Message, error) {
 // Reader.Buffered).
 func (s *Stream) Buffered() bool { return s.r.Buffered() }
 
+// Whole reports whether the next message has arrived whole (see
+// Reader.Whole).
+func (s *Stream) Whole() bool { return s.r.Whole() }
+
 // Release says that the Result read last is no longer in use.
 func (s *Stream) Release() { s.dec.Release() }
 

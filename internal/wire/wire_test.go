@@ -495,3 +495,52 @@ func TestItemTailIsItsValue(t *testing.T) {
 		require.Len(t, fails, 1)
 	}
 }
+
+// TestWhole: Whole reports a frame only once all of it is in the Reader's
+// buffer, so that ReadFrame will not read the stream for it; never a frame
+// cut short, nor one larger than the buffer.
+func TestWhole(t *testing.T) {
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	defer pr.Close()
+	defer pw.Close()
+	r := NewReader(pr, DefaultMaxFrame)
+	mk := func(n int) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(n)), bytes.Repeat([]byte{byte(n)}, n)...)
+	}
+	small, next, large := mk(10), mk(20), mk(bufSize+10)
+	assert.False(t, r.Whole(), "nothing read yet")
+
+	cut := append(slices.Clone(small), next[:headerLen+5]...) // the second frame cut in its body
+	_, err = pw.Write(cut)
+	require.NoError(t, err)
+	got, err := r.ReadFrame()
+	require.NoError(t, err)
+	assert.Equal(t, small[headerLen:], got)
+	assert.False(t, r.Whole(), "a frame cut in its body")
+
+	_, err = pw.Write(append(slices.Clone(next[headerLen+5:]), mk(30)[:2]...)) // and the third cut in its header
+	require.NoError(t, err)
+	got, err = r.ReadFrame()
+	require.NoError(t, err)
+	assert.Equal(t, next[headerLen:], got)
+	assert.False(t, r.Whole(), "a frame cut in its header")
+
+	_, err = pw.Write(append(mk(30)[2:], small...))
+	require.NoError(t, err)
+	got, err = r.ReadFrame()
+	require.NoError(t, err)
+	assert.Len(t, got, 30)
+	assert.True(t, r.Whole(), "a frame all in the buffer")
+	got, err = r.ReadFrame()
+	require.NoError(t, err)
+	assert.Equal(t, small[headerLen:], got)
+
+	go pw.Write(append(slices.Clone(small), large...))
+	_, err = r.ReadFrame()
+	require.NoError(t, err)
+	assert.False(t, r.Whole(), "a frame larger than the buffer")
+	got, err = r.ReadFrame()
+	require.NoError(t, err)
+	assert.Equal(t, large[headerLen:], got)
+}

@@ -1,6 +1,7 @@
 package procpool
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -10,44 +11,44 @@ import (
 // batch is the unit of scheduling: one Run message, a chunk of calls of one
 // task. A Submit is a batch of one call; Map makes a batch per chunk.
 type batch struct {
-	id    uint64
-	task  string
-	args  wire.Values // encoded arguments
-	outs  outcomes    // how its calls ended
-	got   int         // outcomes received so far; a large run's results come in parts
-	state batchState
-	done  func(*batch) // called once, under the pool's lock, when every outcome is set
+	id   uint64
+	task string
+	args wire.Values  // encoded arguments
+	outs outcomes     // how its calls ended
+	got  int          // outcomes received so far; a large run's results come in parts
+	done func(*batch) // called once, under the pool's lock, when every outcome is set
 
 	first    int                       // index of its first call in the caller's input (Map)
 	elem     func(b *batch, i int) int // the index of its call i in the caller's input (Map, Imap); nil for a Submit
-	deadline time.Time                 // the deadline of the caller's context, or zero
+	deadline int64                     // the deadline of the caller's context in Unix nanoseconds, or 0
 	holder   *member                   // the worker holding it, while running
 	sent     time.Time                 // when it was given to holder
-	cold     bool                      // holder was idle when given it: its time includes a wake-up
 	cost     *taskCost                 // what runs of its task have been measured to take
 	expect   time.Duration             // what it was expected to take when posted; 0 if not measured
 	tries    int                       // times its calls were lost with a worker
 	parent   *batch                    // for a call split from a lost chunk: the chunk
 	at       int                       // for a call split from a lost chunk: its index in parent
-	quiet    bool                      // being posted by enqueue, whose caller writes it (conn.sendNow): the conn's writer is not woken
-	direct   bool                      // a Submit's, being posted during the Submit: its caller may read its result (readrole.go)
-	lessee   *processConn              // the conn that leased reading b's result to its caller; set before Submit returns
-	leased   bool                      // the lease on lessee holds; guarded by lessee.rdMu
 	left     int                       // for a lost chunk: calls split from it not yet finished
+	lessee   *processConn              // the conn that leased reading b's result to its caller; set before Submit returns
+	state    batchState
+	cold     bool // holder was idle when given it: its time includes a wake-up
+	quiet    bool // being posted by enqueue, whose caller writes it (conn.sendNow): the conn's writer is not woken
+	direct   bool // a Submit's, being posted during the Submit: its caller may read its result (readrole.go)
+	leased   bool // the lease on lessee holds; guarded by lessee.rdMu
 
-	// A Map reuses the buffer that holds a chunk's arguments for a later
-	// chunk once it is sure nothing reads them any more: the batch was
-	// written whole to its holder (written, set by the writer once done
-	// with the arguments, so that this happens before the reuse) and
-	// finished by that holder's results (clean), never moved to another
-	// worker or failed while the writer might still hold it.
-	buf     []byte      // the buffer args are slices of; nil if not the batch's own
+	// A Map reuses the buffer that holds a chunk's arguments (args.Buf,
+	// the chunk's own) for a later chunk once it is sure nothing reads
+	// them any more: the batch was written whole to its holder (written,
+	// set by the writer once done with the arguments, so that this happens
+	// before the reuse) and finished by that holder's results (clean),
+	// never moved to another worker or failed while the writer might still
+	// hold it.
 	clean   bool        // finished by its holder's results, and never moved
 	moved   bool        // given back to the queue by a dead holder, whose writer may still be reading its arguments
 	written atomic.Bool // its arguments went to its holder's stream, which reads them no more
 }
 
-type batchState int
+type batchState uint8
 
 const (
 	queued   batchState = iota + 1 // waiting for a worker
@@ -77,12 +78,12 @@ func (b *batch) failCall(j int, err error, culprit bool) {
 	}
 }
 
-// deadlineNanos is b's deadline in Unix nanoseconds, or 0 for none.
-func (b *batch) deadlineNanos() int64 {
-	if b.deadline.IsZero() {
-		return 0
+// deadlineOf is ctx's deadline in Unix nanoseconds, or 0 for none.
+func deadlineOf(ctx context.Context) int64 {
+	if d, ok := ctx.Deadline(); ok {
+		return d.UnixNano()
 	}
-	return b.deadline.UnixNano()
+	return 0
 }
 
 // queue is a FIFO of batches. Finished batches (cancelled while queued) are

@@ -54,9 +54,10 @@ type events interface {
 	// ready reports that the handshake completed, and the worker's pid on
 	// its own machine.
 	ready(workerPID int)
-	// result hands over a Result; an error means the worker broke the
-	// protocol or the scheduler no longer wants it, and ends the conn.
-	result(res *wire.Result) error
+	// results hands over Results, in the order they came; an error means
+	// the worker broke the protocol or the scheduler no longer wants it,
+	// and ends the conn. They are the caller's again once it returns.
+	results(rs []wire.Result) error
 	// ended reports the end of the worker, once, after which the conn makes
 	// no other report; last is its journal, if it kept one and it can be
 	// trusted, which says what completed and which call was running.

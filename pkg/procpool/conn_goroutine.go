@@ -28,6 +28,8 @@ type goroutineConn struct {
 	outMu sync.Mutex // guards out
 	out   []*batch   // posted, not yet run
 
+	res [1]wire.Result // deliver's, which only the goroutine calls
+
 	mu        sync.Mutex // guards abandoned
 	abandoned bool
 }
@@ -100,7 +102,7 @@ func (c *goroutineConn) run() {
 				break
 			}
 			for _, b := range runs {
-				if c.x.Execute(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Deadline: b.deadlineNanos()}, c.deliver) != nil {
+				if c.x.Execute(&wire.Run{ID: b.id, Task: b.task, Args: b.args, Deadline: b.deadline}, c.deliver) != nil {
 					return // abandoned: the pool has moved on
 				}
 			}
@@ -116,7 +118,10 @@ func (c *goroutineConn) deliver(res *wire.Result, _ bool) error {
 	if res.Items != nil {
 		vals, fails = wire.Pack(res.Items)
 	}
-	if c.ev.result(&wire.Result{ID: res.ID, More: res.More, Took: res.Took, Values: vals, Fails: fails}) != nil {
+	c.res[0] = wire.Result{ID: res.ID, More: res.More, Took: res.Took, Values: vals, Fails: fails}
+	err := c.ev.results(c.res[:])
+	c.res[0] = wire.Result{}
+	if err != nil {
 		return errAbandoned
 	}
 	return nil

@@ -77,15 +77,16 @@ type processConn struct {
 	deadlines bool          // stdout takes read deadlines: a caller's read can be cut short (readrole.go)
 	rdWake    chan struct{} // wakes the conn's reader to look whether it should read
 
-	rdMu       sync.Mutex // guards the read role's fields below (readrole.go)
-	inflight   []*batch   // posted, in order, their last result not yet read
-	leased     int        // of inflight, those leased to their callers (batch.leased)
-	rdBusy     bool       // a goroutine holds the read role
-	rdFor      *batch     // the batch whose caller holds it, if one does
-	rdDeadline bool       // a read deadline is set on stdout: rdFor's caller's context ended
-	rdErr      error      // the stream's end or break; no one reads after it
-	rdGone     bool       // the conn's reader saw the process reaped: it reads to the end
-	lastLeased bool       // the last run posted was leased: the conn's reader does not read ahead
+	rdMu       sync.Mutex    // guards the read role's fields below (readrole.go)
+	inflight   []*batch      // posted, in order, their last result not yet read
+	leased     int           // of inflight, those leased to their callers (batch.leased)
+	rdBusy     bool          // a goroutine holds the read role
+	rdFor      *batch        // the batch whose caller holds it, if one does
+	rdDeadline bool          // a read deadline is set on stdout: rdFor's caller's context ended
+	rdErr      error         // the stream's end or break; no one reads after it
+	rdGone     bool          // the conn's reader saw the process reaped: it reads to the end
+	lastLeased bool          // the last run posted was leased: the conn's reader does not read ahead
+	got        []wire.Result // readOne's buffer; used by whoever holds the read role
 
 	killMu   sync.Mutex // guards isReaped, reason, killed and journal
 	isReaped bool       // the pid may name another process now: signal nothing, read nothing of it
@@ -309,7 +310,7 @@ func (c *processConn) sendAll() bool {
 		err := error(nil)
 		for _, b := range runs {
 			if err == nil {
-				c.writing = wire.Run{ID: b.id, Task: b.task, Args: b.args, Deadline: b.deadlineNanos()}
+				c.writing = wire.Run{ID: b.id, Task: b.task, Args: b.args, Deadline: b.deadline}
 				err = c.stream.Write(&c.writing)
 			}
 			if err == nil {

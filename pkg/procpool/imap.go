@@ -162,7 +162,7 @@ func (t *Task[I, O]) launch(ctx context.Context, p *Pool, next func() (I, bool),
 		return f, false
 	}
 	b := newBatch(t.name, e.take(), func(*batch) { finish() })
-	b.deadline, _ = ctx.Deadline()
+	b.deadline = deadlineOf(ctx)
 	b.elem = func(_ *batch, k int) int { return f.elem(k) }
 	if err := p.enqueue(b); err != nil {
 		for i := range f.errs {

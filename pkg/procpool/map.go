@@ -3,7 +3,6 @@ package procpool
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/procpool/procpool/internal/codec"
 	"github.com/procpool/procpool/internal/wire"
@@ -90,7 +89,7 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 	_, m.sharesBytes = any(&m.out).(*[][]byte)
 	m.back.signal = make(chan struct{}, 1)
 	m.finished = m.back.add
-	m.deadline, _ = ctx.Deadline()
+	m.deadline = deadlineOf(ctx)
 	for m.next < len(in) || len(m.live) > 0 {
 		if err := m.fill(); err != nil {
 			p.cancel(m.batches()...)
@@ -102,9 +101,11 @@ func (t *Task[I, O]) Map(ctx context.Context, p *Pool, in []I, opts ...MapOption
 			p.cancel(m.batches()...)
 			return nil, ctx.Err()
 		}
-		for _, b := range m.back.take() {
+		back := m.back.take(m.spare)
+		for _, b := range back {
 			m.decode(b)
 		}
+		m.spare = clear0(back)
 	}
 	if m.firstErr != nil {
 		return nil, &ElementError{Index: m.firstAt, Err: m.firstErr}
@@ -129,9 +130,9 @@ type mapRun[I, O any] struct {
 	p        *Pool
 	in       []I
 	out      []O
-	size     int // calls per chunk
-	maxBytes int // where a chunk's arguments end, but for its first
-	deadline time.Time
+	size     int   // calls per chunk
+	maxBytes int   // where a chunk's arguments end, but for its first
+	deadline int64 // ctx's, in Unix nanoseconds (deadlineOf)
 	e        argEncoder[I]
 	c        *codec.Codec // decodes the results
 	// O is []byte: a large result is the frame it came in, which the
@@ -144,6 +145,8 @@ type mapRun[I, O any] struct {
 	windowBytes int                 // liveBytes stops growing at this
 	queuedYet   int                 // chunks queued so far
 	back        returns
+	spare       []*batch     // back's other buffer
+	group       []*batch     // fill's buffer
 	finished    func(*batch) // back.add, made once: each chunk's done
 
 	// The first failed element, unless another's call killed its worker:
@@ -157,14 +160,15 @@ type mapRun[I, O any] struct {
 // ends. It queues in growing groups: the first chunk at once, so that the
 // workers start, later ones many per lock.
 func (m *mapRun[I, O]) fill() error {
-	var group []*batch
+	group := m.group[:0]
+	defer func() { m.group = clear0(group) }()
 	for m.next < len(m.in) && m.liveBytes < m.windowBytes && len(m.live) < (maxPrefetch+2)*m.p.cfg.Workers {
 		b, err := m.chunk()
 		if err != nil {
 			return err
 		}
 		m.live[b] = struct{}{}
-		m.liveBytes += len(b.buf)
+		m.liveBytes += len(b.args.Buf)
 		if group = append(group, b); len(group) >= min(max(1, m.queuedYet), 256) {
 			if err := m.queue(group); err != nil {
 				return err
@@ -195,7 +199,6 @@ func (m *mapRun[I, O]) chunk() (*batch, error) {
 	args := m.e.take()
 	m.next += args.Len()
 	b := newBatch(m.t.name, args, nil)
-	b.buf = args.Buf
 	b.first = start
 	b.elem = mapElem
 	b.deadline = m.deadline
@@ -208,7 +211,7 @@ func mapElem(b *batch, i int) int { return b.first + i }
 
 // decode stores the results of a finished chunk, and lets it go.
 func (m *mapRun[I, O]) decode(b *batch) {
-	m.liveBytes -= len(b.buf)
+	m.liveBytes -= len(b.args.Buf)
 	delete(m.live, b)
 	for _, pt := range b.outs.parts {
 		out := m.out[b.first+pt.first:][:pt.vals.Len()]
@@ -278,10 +281,18 @@ func (r *returns) add(b *batch) {
 	}
 }
 
-func (r *returns) take() []*batch {
+// clear0 empties bs and lets go of what its array held.
+func clear0(bs []*batch) []*batch {
+	clear(bs[:cap(bs)])
+	return bs[:0]
+}
+
+// take returns the batches that finished, and keeps spare, empty, for
+// those to come.
+func (r *returns) take(spare []*batch) []*batch {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	done := r.done
-	r.done = nil
+	r.done = spare[:0]
 	return done
 }

@@ -54,6 +54,7 @@ type member struct {
 	counted    bool    // counted in p.place.ready
 	busy       bool    // counted in p.place.busy
 	leasing    bool    // in p.leasing
+	writer     bool    // in the writers of the enqueue at hand
 }
 
 func newMember(p *Pool, c conn, slot int, log hclog.Logger) *member {
@@ -83,7 +84,7 @@ func (m *member) host() string { return m.group.hostOf(m.conn.pid()) }
 
 func (m *member) ready(workerPID int) { m.p.ready(m, workerPID) }
 
-func (m *member) result(res *wire.Result) error { return m.p.deliver(m, res) }
+func (m *member) results(rs []wire.Result) error { return m.p.deliver(m, rs) }
 
 func (m *member) ended(e *WorkerExitError, cause endCause, last *journal.Record) {
 	m.p.ended(m, e, cause, last)

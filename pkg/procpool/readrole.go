@@ -85,30 +85,46 @@ func (c *processConn) awaitTurn() error {
 	}
 }
 
-// readOne reads one message and hands it to the scheduler. The caller
-// holds the role.
+// readOne reads a message, and those that have arrived whole behind it, up
+// to maxDelivery, and hands them to the scheduler at once. The caller holds
+// the role.
 func (c *processConn) readOne() error {
-	m, err := c.stream.Read()
-	if err != nil {
-		return err
+	rs := c.got[:0]
+	var err error
+	for len(rs) == 0 || len(rs) < maxDelivery && c.stream.Whole() {
+		var m wire.Message
+		if m, err = c.stream.Read(); err != nil {
+			break
+		}
+		res, ok := m.(*wire.Result)
+		if !ok {
+			err = fmt.Errorf("protocol error: unexpected %s message", kindOf(m))
+			break
+		}
+		rs = append(rs, *res)
+		c.stream.Release()
 	}
-	res, ok := m.(*wire.Result)
-	if !ok {
-		return fmt.Errorf("protocol error: unexpected %s message", kindOf(m))
-	}
-	err = c.ev.result(res)
-	c.stream.Release()
-	if !res.More {
+	if len(rs) > 0 {
+		if e := c.ev.results(rs); e != nil {
+			err = e
+		}
 		c.rdMu.Lock()
-		if len(c.inflight) > 0 {
-			c.endLease(c.inflight[0])
-			c.inflight[0] = nil
-			c.inflight = c.inflight[1:]
+		for i := range rs {
+			if !rs[i].More && len(c.inflight) > 0 {
+				c.endLease(c.inflight[0])
+				c.inflight[0] = nil
+				c.inflight = c.inflight[1:]
+			}
 		}
 		c.rdMu.Unlock()
 	}
+	clear(rs) // the values are the scheduler's
+	c.got = rs[:0]
 	return err
 }
+
+// maxDelivery is the most results readOne hands over at once.
+const maxDelivery = 64
 
 // track records b, posted, as in flight, leased to its caller if it is a
 // Submit's, posted during the Submit (batch.direct). It reports whether b

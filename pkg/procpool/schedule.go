@@ -35,16 +35,20 @@ func (p *Pool) enqueue(bs ...*batch) error {
 	}
 	p.pending += len(bs)
 	p.dispatch()
-	var writers []conn // a conn twice costs a sendNow that finds nothing left
+	writers := make([]*member, 0, 8)
 	for _, b := range bs {
-		if b.quiet && b.state == running {
-			writers = append(writers, b.holder.conn)
+		if m := b.holder; b.quiet && b.state == running && !m.writer {
+			m.writer = true // a conn twice costs a sendNow that finds nothing left
+			writers = append(writers, m)
 		}
 		b.quiet, b.direct = false, false // posted later, from another goroutine, they are neither
 	}
+	for _, m := range writers {
+		m.writer = false
+	}
 	p.mu.Unlock()
-	for _, c := range writers {
-		c.sendNow()
+	for _, m := range writers {
+		m.conn.sendNow() // conn never changes
 	}
 	return nil
 }
@@ -116,12 +120,19 @@ func (p *Pool) retire(m *member) {
 	p.withdraw(m)
 }
 
-// deliver records a result from m. A result that does not match what m
-// holds is a protocol error, and the worker is treated as dead. It runs in
-// m's conn's goroutine, without p.mu.
-func (p *Pool) deliver(m *member, res *wire.Result) error {
+// deliver records results from m, in the order m sent them, under one hold
+// of p.mu: a worker of quick calls sends many per write. A result that does
+// not match what m holds is a protocol error, and the worker is treated as
+// dead. It runs in m's conn's goroutine, without p.mu.
+func (p *Pool) deliver(m *member, rs []wire.Result) error {
+	ends := 0 // results that end their run
+	for i := range rs {
+		if !rs[i].More {
+			ends++
+		}
+	}
 	rss := int64(-1)
-	if !res.More && p.cfg.MaxMemoryPerWorker > 0 {
+	if ends > 0 && p.cfg.MaxMemoryPerWorker > 0 {
 		rss = m.conn.rss() // before the caller learns of the result, so its next call sees the verdict
 	}
 	p.mu.Lock()
@@ -129,6 +140,25 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 	if m.gone {
 		return errGone
 	}
+	now := time.Now()
+	for i := range rs {
+		if err := p.result(m, &rs[i], now); err != nil {
+			return err
+		}
+	}
+	p.checkMemory(m, rss)
+	if len(m.held) == 0 && m.retiring {
+		m.stopping = true
+		m.conn.stop()
+	}
+	if ends > 0 {
+		p.dispatch()
+	}
+	return nil
+}
+
+// result records res, the next result from m, which came at now.
+func (p *Pool) result(m *member, res *wire.Result, now time.Time) error {
 	if len(m.held) == 0 || m.held[0].id != res.ID {
 		return fmt.Errorf("protocol error: result for run %d, which is not the next one the worker holds", res.ID)
 	}
@@ -137,7 +167,6 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 	if b.got+n > b.calls() || !res.More && b.got+n != b.calls() {
 		return fmt.Errorf("protocol error: %d results for a run of %d calls", b.got+n, b.calls())
 	}
-	now := time.Now()
 	p.place.learn(b, n, res.Took, now.Sub(b.sent))
 	p.received(m, b, res.Values, res.Fails)
 	if !res.More {
@@ -150,14 +179,6 @@ func (p *Pool) deliver(m *member, res *wire.Result) error {
 		}
 	}
 	p.callStarted(m, now)
-	p.checkMemory(m, rss)
-	if len(m.held) == 0 && m.retiring {
-		m.stopping = true
-		m.conn.stop()
-	}
-	if !res.More {
-		p.dispatch()
-	}
 	return nil
 }
 
