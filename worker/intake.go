@@ -19,11 +19,11 @@ import (
 // a run that arrives while the worker waits is then executed by the
 // goroutine that read it, with no hand-off to wake another (on a worker of
 // two threads, a wake-up of the other thread, which here is a process
-// switch). A run that lasts longRun starts the reader goroutine, which reads
-// Cancels, the end of the stream and the runs that follow while it
-// executes; once runs are quick again, a read deadline stops the reader,
-// and the serve loop reads again. Where the stream takes no deadline, the
-// reader reads throughout.
+// switch). A run that has lasted longRun at a tick of the watch starts the
+// reader goroutine, which reads Cancels, the end of the stream and the runs
+// that follow while it executes; once runs are quick again, a read deadline
+// stops the reader, and the serve loop reads again. Where the stream takes
+// no deadline, the reader reads throughout.
 type intake struct {
 	stream *wire.Stream
 	file   *os.File       // the stream's read side, whose deadline stops the reader
@@ -33,9 +33,22 @@ type intake struct {
 	// Only the serve loop's goroutine uses these.
 	inline  bool          // the serve loop may read the stream (it takes deadlines)
 	reading bool          // the reader goroutine is, or is about to be, reading
-	watch   *time.Timer   // starts the reader when a run outlasts longRun
+	started uint64        // runs started
 	early   []*wire.Run   // runs the reader read before it stopped, in order
 	stopped chan struct{} // the reader's answer to a stop
+
+	// The watch: a timer that ticks every tickEvery while runs come, and
+	// starts the reader when one has lasted longRun.
+	watch *time.Timer
+	epoch time.Time // since is counted from here
+	// now is the serve loop's state, for the watch: started<<2, with
+	// runningBit while that run executes, and watchedBit once the watch
+	// started the reader during it. since is when that run started; it is
+	// set before now.
+	now   atomic.Uint64
+	since atomic.Int64
+	armed atomic.Bool // the watch's timer is set, or its tick is running
+	last  uint64      // now at the watch's last tick; only the tick uses it
 
 	// stopping tells the reader that its read deadline is a stop.
 	stopping atomic.Bool
@@ -44,12 +57,24 @@ type intake struct {
 	rmu sync.Mutex
 }
 
-// A run that lasts longRun starts the reader goroutine; one that takes less
-// than quickRun, with none waiting, stops it. Between them, the intake keeps
-// what it has: runs of about that length neither start nor stop it each.
+// A run that has lasted longRun at a tick of the watch, tickEvery apart,
+// starts the reader goroutine: within tickEvery of its start. One that
+// takes less than quickRun, with none waiting, stops it. Between them, the
+// intake keeps what it has: runs of about that length neither start nor
+// stop it each.
+//
+// The ticks are far apart because a timer set for soon is dear on a
+// virtual machine, where each one may reprogram the CPU's timer through the
+// hypervisor: every wait for the stream while one is set pays for it.
 const (
-	longRun  = 200 * time.Microsecond
-	quickRun = 50 * time.Microsecond
+	longRun   = 200 * time.Microsecond
+	quickRun  = 50 * time.Microsecond
+	tickEvery = 10 * time.Millisecond
+)
+
+const (
+	runningBit = 1 << iota // intake.now: a run executes
+	watchedBit             // intake.now: the watch started the reader for it
 )
 
 func newIntake(stream *wire.Stream, file *os.File) *intake {
@@ -61,7 +86,8 @@ func newIntake(stream *wire.Stream, file *os.File) *intake {
 func (in *intake) start(x *Executor) {
 	in.x = x
 	in.inline = in.file.SetReadDeadline(time.Time{}) == nil
-	in.watch = time.AfterFunc(time.Hour, in.readLoop)
+	in.epoch = time.Now()
+	in.watch = time.AfterFunc(time.Hour, in.tick)
 	in.watch.Stop()
 	if !in.inline {
 		in.reading = true
@@ -94,21 +120,61 @@ func (in *intake) next() *wire.Run {
 	}
 }
 
-// running says that the run next returned starts: if it outlasts longRun,
-// the reader reads meanwhile.
-func (in *intake) running() {
+// running says that the run next returned starts at start: if the watch
+// finds it has lasted longRun, the reader reads meanwhile.
+func (in *intake) running(start time.Time) {
+	in.started++
+	in.since.Store(int64(start.Sub(in.epoch)))
+	in.now.Store(in.started<<2 | runningBit)
 	if !in.reading {
-		in.watch.Reset(longRun)
+		in.arm()
 	}
 }
 
 // ran says that the run ended after took.
 func (in *intake) ran(took time.Duration) {
-	switch {
-	case !in.reading && !in.watch.Stop():
-		in.reading = true // it outlasted longRun: the reader reads
-	case in.reading && in.inline && took < quickRun && len(in.runs) == 0:
+	if in.now.Swap(in.started<<2)&watchedBit != 0 {
+		in.reading = true // the watch started the reader
+	}
+	if in.reading && in.inline && took < quickRun && len(in.runs) == 0 {
 		in.stop()
+	}
+}
+
+// arm sets the watch's timer unless it is set. Setting a timer wakes
+// another of the runtime's threads to wait for it, where the worker has
+// one idle (GOMAXPROCS over 1): a process switch, which would cost a quick
+// run more than the run. So the timer is set once for a stream of runs,
+// not once a run.
+func (in *intake) arm() {
+	if !in.armed.Load() && in.armed.CompareAndSwap(false, true) {
+		in.watch.Reset(tickEvery)
+	}
+}
+
+// tick is the watch: it starts the reader, and becomes it, if the run that
+// executes has lasted longRun; otherwise it ticks again, unless no run
+// started or executed since its last tick.
+func (in *intake) tick() {
+	now := in.now.Load()
+	lasted := time.Since(in.epoch) - time.Duration(in.since.Load()) // that run's, or a later one's: less
+	last := in.last
+	in.last = now
+	switch {
+	case now&runningBit != 0 && lasted >= longRun:
+		if in.now.CompareAndSwap(now, now|watchedBit) {
+			in.armed.Store(false) // the serve loop arms it again once the reader stops
+			in.readLoop()
+			return
+		}
+		in.watch.Reset(tickEvery) // the run has just ended
+	case now == last:
+		in.armed.Store(false)
+		if in.now.Load() != now {
+			in.arm() // a run started meanwhile, and saw the timer set
+		}
+	default:
+		in.watch.Reset(tickEvery)
 	}
 }
 

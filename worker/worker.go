@@ -129,8 +129,8 @@ func (s *server) serve() error {
 	s.flusher.Stop()
 	for {
 		r := s.in.next()
-		s.in.running()
 		start := time.Now()
+		s.in.running(start)
 		if err := s.x.Execute(r, s.emit); err != nil {
 			return err
 		}

@@ -196,7 +196,7 @@ func TestCancelReachesAWorkerBetweenQuickRuns(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, i*i, v)
 		}
-		_, err := Sleep.Submit(p, 2).Get(ctx(t)) // past the inline reading's limit
+		_, err := Sleep.Submit(p, 30).Get(ctx(t)) // lasts a tick of the worker's watch and longRun: its reader reads
 		require.NoError(t, err)
 		f := Sleep.Submit(p, 60_000)
 		time.Sleep(50 * time.Millisecond)
