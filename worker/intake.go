@@ -19,11 +19,12 @@ import (
 // a run that arrives while the worker waits is then executed by the
 // goroutine that read it, with no hand-off to wake another (on a worker of
 // two threads, a wake-up of the other thread, which here is a process
-// switch). A run that has lasted longRun at a tick of the watch starts the
-// reader goroutine, which reads Cancels, the end of the stream and the runs
-// that follow while it executes; once runs are quick again, a read deadline
-// stops the reader, and the serve loop reads again. Where the stream takes
-// no deadline, the reader reads throughout.
+// switch). A run that lasts longRun starts the reader goroutine, when it
+// ends, or while it executes if the watch finds it has (see tick). The
+// reader reads Cancels, the end of the stream and the runs that follow;
+// once runs are quick again, a read deadline stops it, and the serve loop
+// reads again. Where the stream takes no deadline, the reader reads
+// throughout.
 type intake struct {
 	stream *wire.Stream
 	file   *os.File       // the stream's read side, whose deadline stops the reader
@@ -37,14 +38,14 @@ type intake struct {
 	early   []*wire.Run   // runs the reader read before it stopped, in order
 	stopped chan struct{} // the reader's answer to a stop
 
-	// The watch: a timer that ticks every tickEvery while runs come, and
-	// starts the reader when one has lasted longRun.
+	// The watch: a timer that ticks every tickEvery while runs come and the
+	// reader does not read, and starts it when a run has lasted longRun.
 	watch *time.Timer
 	epoch time.Time // since is counted from here
 	// now is the serve loop's state, for the watch: started<<2, with
-	// runningBit while that run executes, and watchedBit once the watch
-	// started the reader during it. since is when that run started; it is
-	// set before now.
+	// runningBit while that run executes, and readerBit while the reader
+	// reads (set by the watch when it starts it). since is when that run
+	// started; it is set before now.
 	now   atomic.Uint64
 	since atomic.Int64
 	armed atomic.Bool // the watch's timer is set, or its tick is running
@@ -57,9 +58,9 @@ type intake struct {
 	rmu sync.Mutex
 }
 
-// A run that has lasted longRun at a tick of the watch, tickEvery apart,
-// starts the reader goroutine: within tickEvery of its start. One that
-// takes less than quickRun, with none waiting, stops it. Between them, the
+// A run that lasts longRun starts the reader goroutine: when it ends, or,
+// if it is still executing at a tick of the watch, tickEvery apart, then.
+// One that takes less than quickRun, with none waiting, stops it. Between them, the
 // intake keeps what it has: runs of about that length neither start nor
 // stop it each.
 //
@@ -74,7 +75,7 @@ const (
 
 const (
 	runningBit = 1 << iota // intake.now: a run executes
-	watchedBit             // intake.now: the watch started the reader for it
+	readerBit              // intake.now: the reader reads
 )
 
 func newIntake(stream *wire.Stream, file *os.File) *intake {
@@ -125,7 +126,7 @@ func (in *intake) next() *wire.Run {
 func (in *intake) running(start time.Time) {
 	in.started++
 	in.since.Store(int64(start.Sub(in.epoch)))
-	in.now.Store(in.started<<2 | runningBit)
+	in.now.Store(in.state(true))
 	if !in.reading {
 		in.arm()
 	}
@@ -133,12 +134,30 @@ func (in *intake) running(start time.Time) {
 
 // ran says that the run ended after took.
 func (in *intake) ran(took time.Duration) {
-	if in.now.Swap(in.started<<2)&watchedBit != 0 {
+	if in.now.Swap(in.state(false))&readerBit != 0 && !in.reading {
 		in.reading = true // the watch started the reader
+		in.now.Store(in.state(false))
 	}
-	if in.reading && in.inline && took < quickRun && len(in.runs) == 0 {
+	switch {
+	case !in.reading && took >= longRun:
+		in.reading = true
+		in.now.Store(in.state(false))
+		go in.readLoop()
+	case in.reading && in.inline && took < quickRun && len(in.runs) == 0:
 		in.stop()
 	}
+}
+
+// state is now's value for the serve loop, in a run or between runs.
+func (in *intake) state(running bool) uint64 {
+	s := in.started << 2
+	if running {
+		s |= runningBit
+	}
+	if in.reading {
+		s |= readerBit
+	}
+	return s
 }
 
 // arm sets the watch's timer unless it is set. Setting a timer wakes
@@ -153,28 +172,36 @@ func (in *intake) arm() {
 }
 
 // tick is the watch: it starts the reader, and becomes it, if the run that
-// executes has lasted longRun; otherwise it ticks again, unless no run
-// started or executed since its last tick.
+// executes has lasted longRun; otherwise it ticks again, unless the reader
+// reads or no run started or executed since its last tick.
 func (in *intake) tick() {
 	now := in.now.Load()
 	lasted := time.Since(in.epoch) - time.Duration(in.since.Load()) // that run's, or a later one's: less
 	last := in.last
 	in.last = now
 	switch {
+	case now&readerBit != 0:
+		in.rest(now) // the serve loop arms it again once the reader stops
 	case now&runningBit != 0 && lasted >= longRun:
-		if in.now.CompareAndSwap(now, now|watchedBit) {
-			in.armed.Store(false) // the serve loop arms it again once the reader stops
+		if in.now.CompareAndSwap(now, now|readerBit) {
+			in.armed.Store(false)
 			in.readLoop()
 			return
 		}
 		in.watch.Reset(tickEvery) // the run has just ended
 	case now == last:
-		in.armed.Store(false)
-		if in.now.Load() != now {
-			in.arm() // a run started meanwhile, and saw the timer set
-		}
+		in.rest(now)
 	default:
 		in.watch.Reset(tickEvery)
+	}
+}
+
+// rest stops the ticks, as of now. A run that started since may have seen
+// the timer still set: then the ticks go on.
+func (in *intake) rest(now uint64) {
+	in.armed.Store(false)
+	if cur := in.now.Load(); cur != now && cur&readerBit == 0 {
+		in.arm()
 	}
 }
 
@@ -210,6 +237,7 @@ func (in *intake) stop() {
 	in.stopping.Store(false)
 	_ = in.file.SetReadDeadline(time.Time{})
 	in.reading = false
+	in.now.Store(in.state(false))
 }
 
 // readLoop is the reader goroutine: it reads frames and sends the runs to
