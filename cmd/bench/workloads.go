@@ -343,9 +343,9 @@ func poolCompute(ctx context.Context, workers int, backend procpool.Backend, cc 
 //
 // The pool is warmed up by an untimed Map of the same blocks, as the
 // Python peers are by an untimed first run: the timed Map then finds the
-// parent's heap and the workers' buffers grown, where a first Map's
-// results take fresh memory, which this VM faults in at 1.5–4 ms a MiB,
-// half the time of a 1 MiB echo.
+// parent's heap and the workers' buffers grown, rather than faulting in
+// fresh memory for its results, a cost of the program's first large Map
+// that the README names.
 func poolPayload(ctx context.Context, workers int, backend procpool.Backend, blocks [][]byte) (time.Duration, error) {
 	p, err := procpool.New(procpool.Config{Workers: workers, Backend: backend, Logger: quietLogger})
 	if err != nil {
