@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +21,9 @@ import (
 // worker that waits for each call is every call, a wake-up of a thread of
 // its own each, and on a machine of more workers than CPUs those wake-ups
 // take CPU from the work.
+//
+// A read may poll the descriptor for a while before it waits in the poller
+// (see [Stream.SetPoll]).
 //
 // An error of f's closing reads as [os.ErrClosed]; a passed read deadline
 // as [os.ErrDeadlineExceeded], as with f. A file that is not in the poller
@@ -44,9 +48,14 @@ func nonblocking(rc syscall.RawConn) bool {
 }
 
 type direct struct {
-	f  *os.File
-	rc syscall.RawConn
+	f    *os.File
+	rc   syscall.RawConn
+	poll time.Duration // how long a read that finds nothing tries again before it waits; only the reader uses it
 }
+
+// setPoll sets how long a read that finds nothing tries again before it
+// waits in the poller.
+func (d *direct) setPoll(t time.Duration) { d.poll = t }
 
 func (d *direct) Read(p []byte) (int, error) {
 	if len(p) == 0 {
@@ -54,6 +63,7 @@ func (d *direct) Read(p []byte) (int, error) {
 	}
 	var n int
 	var errno syscall.Errno
+	var until time.Time // the end of the poll, once a read found nothing
 	err := d.rc.Read(func(fd uintptr) bool {
 		for {
 			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
@@ -61,7 +71,15 @@ func (d *direct) Read(p []byte) (int, error) {
 			case syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
-				return false
+				if d.poll <= 0 {
+					return false
+				}
+				if now := time.Now(); until.IsZero() {
+					until = now.Add(d.poll)
+				} else if now.After(until) {
+					return false
+				}
+				continue
 			}
 			n, errno = int(r), e
 			return true

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -86,4 +87,61 @@ func TestDirectLeavesBlockingFilesAlone(t *testing.T) {
 	defer w.Close()
 	assert.Same(t, r, Direct(r))
 	assert.Same(t, w, Direct(w))
+}
+
+// TestDirectPoll: a read that polls finds what is written while it polls,
+// without sleeping meanwhile; once its poll is over, it waits in the poller
+// as any read, for data or its deadline.
+func TestDirectPoll(t *testing.T) {
+	t.Run("finds what arrives", func(t *testing.T) {
+		_, _, dr, dw := directPipe(t)
+		dr.(*direct).setPoll(time.Minute)
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			dw.Write([]byte("x"))
+		}()
+		got := make([]byte, 1)
+		start := time.Now()
+		cpu := threadCPU(t, func() {
+			_, err := dr.Read(got)
+			require.NoError(t, err)
+		})
+		assert.Equal(t, "x", string(got))
+		assert.Less(t, time.Since(start), 30*time.Second, "it returns when the data comes, not when the poll ends")
+		assert.GreaterOrEqual(t, cpu, 5*time.Millisecond, "it polled for the 50 ms rather than sleep")
+	})
+	t.Run("then waits", func(t *testing.T) {
+		_, _, dr, dw := directPipe(t)
+		dr.(*direct).setPoll(2 * time.Millisecond)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			dw.Write([]byte("y"))
+		}()
+		got := make([]byte, 1)
+		cpu := threadCPU(t, func() {
+			_, err := dr.Read(got)
+			require.NoError(t, err)
+		})
+		assert.Equal(t, "y", string(got))
+		assert.Less(t, cpu, 150*time.Millisecond, "it slept once its 2 ms poll was over")
+	})
+	t.Run("deadline", func(t *testing.T) {
+		r, _, dr, _ := directPipe(t)
+		dr.(*direct).setPoll(5 * time.Millisecond)
+		require.NoError(t, r.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
+		_, err := dr.Read(make([]byte, 8))
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	})
+}
+
+// threadCPU runs f on a thread of its own and returns the CPU time that
+// thread spent in it.
+func threadCPU(t *testing.T, f func()) time.Duration {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var before, after unix.Rusage
+	require.NoError(t, unix.Getrusage(unix.RUSAGE_THREAD, &before))
+	f()
+	require.NoError(t, unix.Getrusage(unix.RUSAGE_THREAD, &after))
+	return time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 }

@@ -1,11 +1,15 @@
 package wire
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
 // Stream is one side of a worker's protocol: messages read from one pipe and
 // written to the other. Reading and writing may happen on two goroutines at
 // once; each of them must not.
 type Stream struct {
+	src io.Reader // what r reads
 	r   *Reader
 	w   *Writer
 	dec *Decoder
@@ -14,7 +18,7 @@ type Stream struct {
 // NewStream returns a Stream that reads r and writes w, in frames of at most
 // max bytes.
 func NewStream(r io.Reader, w io.Writer, max int) *Stream {
-	return &Stream{r: NewReader(r, max), w: NewWriter(w, max), dec: NewDecoder()}
+	return &Stream{src: r, r: NewReader(r, max), w: NewWriter(w, max), dec: NewDecoder()}
 }
 
 // Read reads and decodes the next message. Byte fields of the message refer
@@ -25,6 +29,23 @@ func (s *Stream) Read() (Message, error) {
 		return nil, err
 	}
 	return s.dec.Decode(body)
+}
+
+// SetPoll has the stream's reads, from now on, poll the pipe for up to d
+// when it is empty, before they wait in the runtime's poller; 0 turns that
+// off. It takes effect where the stream reads a pipe with raw system calls
+// (see [Direct]), and changes nothing elsewhere. Only the goroutine that
+// reads the stream may call it.
+//
+// A reader that waits in the poller lets its thread sleep, and its CPU may
+// go idle; the write that wakes it must then wake the CPU too, which on a
+// virtual machine is a large part of a quick call's round trip. A reader
+// that polls finds the data as it arrives, at the cost of the CPU it holds
+// meanwhile; a read deadline is seen only once the poll ends.
+func (s *Stream) SetPoll(d time.Duration) {
+	if p, ok := s.src.(interface{ setPoll(time.Duration) }); ok {
+		p.setPoll(d)
+	}
 }
 
 // Buffered reports whether part of the next message has arrived (see

@@ -35,6 +35,7 @@ type batch struct {
 	quiet    bool // being posted by enqueue, whose caller writes it (conn.sendNow): the conn's writer is not woken
 	direct   bool // a Submit's, being posted during the Submit: its caller may read its result (readrole.go)
 	leased   bool // the lease on lessee holds; guarded by lessee.rdMu
+	polls    bool // its caller's read of its result polls for pollFor before it waits (readrole.go); set before it is posted
 
 	// A Map reuses the buffer that holds a chunk's arguments (args.Buf,
 	// the chunk's own) for a later chunk once it is sure nothing reads

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -35,6 +36,8 @@ type Pool struct {
 	stop       context.CancelFunc // ends ctx
 
 	userGOMAXPROCS int // Config.WorkerGOMAXPROCS as given, before defaults
+
+	polling atomic.Int32 // leases whose caller may poll for its result (readrole.go)
 
 	mu       sync.Mutex
 	state    poolState

@@ -104,6 +104,9 @@ func (p *Pool) post(m *member, b *batch, now time.Time) {
 		p.retire(m)
 		m.log.Debug("retiring worker", "reason", "MaxTasksPerWorker", "tasks", m.assigned)
 	}
+	if b.direct {
+		b.polls = p.mayPoll(m, b)
+	}
 	m.conn.post(b)
 	if b.direct && b.lessee != nil {
 		p.noteLease(m)
