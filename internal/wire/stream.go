@@ -9,16 +9,20 @@ import (
 // written to the other. Reading and writing may happen on two goroutines at
 // once; each of them must not.
 type Stream struct {
-	src io.Reader // what r reads
-	r   *Reader
-	w   *Writer
-	dec *Decoder
+	poll poller // the pipe r reads, if its reads can poll; else nil
+	r    *Reader
+	w    *Writer
+	dec  *Decoder
 }
+
+// poller is a pipe whose reads can poll it before they wait (Direct's).
+type poller interface{ setPoll(time.Duration) }
 
 // NewStream returns a Stream that reads r and writes w, in frames of at most
 // max bytes.
 func NewStream(r io.Reader, w io.Writer, max int) *Stream {
-	return &Stream{src: r, r: NewReader(r, max), w: NewWriter(w, max), dec: NewDecoder()}
+	p, _ := r.(poller)
+	return &Stream{poll: p, r: NewReader(r, max), w: NewWriter(w, max), dec: NewDecoder()}
 }
 
 // Read reads and decodes the next message. Byte fields of the message refer
@@ -43,8 +47,8 @@ func (s *Stream) Read() (Message, error) {
 // that polls finds the data as it arrives, at the cost of the CPU it holds
 // meanwhile; a read deadline is seen only once the poll ends.
 func (s *Stream) SetPoll(d time.Duration) {
-	if p, ok := s.src.(interface{ setPoll(time.Duration) }); ok {
-		p.setPoll(d)
+	if s.poll != nil {
+		s.poll.setPoll(d)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
